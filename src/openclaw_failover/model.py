@@ -94,3 +94,16 @@ class StepLog:
 
     def add(self, text: str) -> None:
         self.steps.append(text)
+
+
+@dataclass
+class Notice:
+    """A notification waiting in the state's outbox until Telegram accepts it."""
+
+    id: str  # unique, stable across retries (so a notice is never sent twice)
+    kind: str  # took_over | gave_back | failover_failed | ... (config.DEFAULT_MESSAGES keys)
+    text: str  # rendered once, at creation: keeps its original time
+    created_at: float  # epoch seconds
+    attempts: int = 0
+    last_error: str = ""  # masked
+    next_try_at: float = 0.0  # epoch seconds; set from a 429's retry_after
