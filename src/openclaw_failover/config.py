@@ -36,8 +36,7 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "took_over": "OpenClaw on {primary} OFFLINE - {standby} takes over! ({reason}; {time})",
     "gave_back": "{primary} ONLINE - {standby} stopped, gateway back on {primary}. "
     "{detail} ({time})",
-    "failover_failed": "FAILOVER FAILED - {standby} could not start the gateway! "
-    "{detail} ({time})",
+    "failover_failed": "FAILOVER FAILED - {standby} could not start the gateway! {detail} ({time})",
     "giveback_failed": "GIVE-BACK FAILED - {standby} keeps serving. {detail} ({time})",
     "syncback_failed": "SYNC-BACK FAILED - data stays on {standby}, retrying every check. "
     "{detail} ({time})",
@@ -136,7 +135,7 @@ class Config:
     standby: StandbyConfig
     check: CheckConfig = field(default_factory=CheckConfig)
     telegram: TelegramConfig | None = None
-    state_dir: Path = Path(DEFAULT_STATE_DIR).expanduser()
+    state_dir: Path = field(default_factory=lambda: Path(DEFAULT_STATE_DIR).expanduser())
     messages: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MESSAGES))
     source: str = "<config>"
 
@@ -182,7 +181,9 @@ SCHEMA: Schema = {
         "host": Key("str", "address of the primary", required=True),
         "ssh": SSH_SCHEMA,
         "gateway": {
-            "health_url": Key("url", "gateway URL as seen on the primary", "http://127.0.0.1:18789/"),
+            "health_url": Key(
+                "url", "gateway URL as seen on the primary", "http://127.0.0.1:18789/"
+            ),
             "stop_command": Key("command", "run over SSH to fence a half-alive primary", None),
             "start_command": Key("command", "run over SSH at give-back after fencing", None),
         },
@@ -204,7 +205,9 @@ SCHEMA: Schema = {
             ),
             "start_timeout": Key("number", "seconds to wait for the local gateway", 30, minimum=0),
             "stop_timeout": Key("number", "seconds to wait for it to stop", 30, minimum=0),
-            "command_timeout": Key("number", "seconds a start/stop command may run", 30, minimum=0.1),
+            "command_timeout": Key(
+                "number", "seconds a start/stop command may run", 30, minimum=0.1
+            ),
         },
     },
     "check": {
@@ -214,7 +217,9 @@ SCHEMA: Schema = {
         "rise": Key("int", "healthy ticks before giving back", 1, minimum=1),
         "failback": Key("choice", "auto or manual", "auto", choices=("auto", "manual")),
         "probe_timeout": Key("number", "seconds for one HTTP health request", 5, minimum=0.1),
-        "deadline": Key("number", "a whole tick is aborted after this many seconds", 100, minimum=1),
+        "deadline": Key(
+            "number", "a whole tick is aborted after this many seconds", 100, minimum=1
+        ),
         "alert_interval": Key("number", "seconds between repeated alerts", 3600, minimum=0),
     },
     "telegram": {
@@ -280,7 +285,10 @@ class _Validator:
         return out
 
     def leaf(self, key: Key, value: Any, path: str) -> Any:
+        before = len(self.problems)
         value = self.expand(value, path)
+        if len(self.problems) > before:  # an unset ${VAR}: one error is enough
+            return None
         check = _CHECKS[key.kind]
         try:
             result = check(key, value)
@@ -375,7 +383,9 @@ def _as_command(key: Key, value: Any) -> Command:
     elif isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
         argv = [str(v) for v in value]
     else:
-        raise ValueError(f"expected a command string or a list of arguments, got {_typename(value)}")
+        raise ValueError(
+            f"expected a command string or a list of arguments, got {_typename(value)}"
+        )
     if not argv or not argv[0]:
         raise ValueError("command is empty")
     return tuple(argv)
@@ -467,7 +477,9 @@ def _build(doc: dict[str, Any], source: str) -> Config:
     messages.update({k: val for k, val in (doc["messages"] or {}).items() if val})
     return Config(
         primary=PrimaryConfig(
-            name=p["name"], host=p["host"], ssh=SSHConfig(**p["ssh"]),
+            name=p["name"],
+            host=p["host"],
+            ssh=SSHConfig(**p["ssh"]),
             gateway=PrimaryGateway(**p["gateway"]),
         ),
         standby=StandbyConfig(name=s["name"], gateway=StandbyGateway(**s["gateway"])),

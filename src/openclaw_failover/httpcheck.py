@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import http.client
 import socket
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
-
-class SocketLike(Protocol):
-    def sendall(self, data: bytes, /) -> Any: ...
-    def makefile(self, mode: str, /) -> Any: ...
-    def settimeout(self, timeout: float | None, /) -> Any: ...
-    def close(self) -> Any: ...
+# A connected socket or anything socket-like (a paramiko Channel): it needs
+# sendall, makefile, settimeout and close.
+SocketLike = Any
 
 
 def split_url(url: str) -> tuple[str, int, str]:
@@ -39,7 +36,7 @@ def is_alive(status: int) -> bool:
 class _SockConnection(http.client.HTTPConnection):
     def __init__(self, host: str, port: int, sock: SocketLike, timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
-        self.sock = sock  # type: ignore[assignment]
+        self.sock = sock
 
     def connect(self) -> None:  # the socket is already connected
         return None
@@ -54,7 +51,9 @@ def get_status_over(sock: SocketLike, url: str, timeout: float) -> int:
     sock.settimeout(timeout)
     conn = _SockConnection(host, port, sock, timeout)
     try:
-        conn.request("GET", path, headers={"User-Agent": "openclaw-failover", "Connection": "close"})
+        conn.request(
+            "GET", path, headers={"User-Agent": "openclaw-failover", "Connection": "close"}
+        )
         resp = conn.getresponse()
         return resp.status
     finally:

@@ -1,0 +1,190 @@
+"""Carry out the state machine's actions: take over, give back, restart the local gateway.
+
+Each action returns an :class:`~openclaw_failover.decide.Outcome`; it never
+raises for an expected failure (a command that fails, a gateway that does not
+come up).  Every step is listed in ``Outcome.steps`` for the events log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from openclaw_failover import remote
+from openclaw_failover.config import Config
+from openclaw_failover.decide import Action, GiveBack, Outcome, RestartLocal, TakeOver
+from openclaw_failover.gateway import LocalGateway
+from openclaw_failover.model import CommandResult, ProbeResult, ProbeStatus
+from openclaw_failover.runner import Masker
+
+log = logging.getLogger(__name__)
+
+SYNC_NOT_CONFIGURED = (
+    "sync-back skipped: not built yet (issue #3), standby data stays on the standby"
+)
+
+RemoteRun = Callable[..., CommandResult]
+Probe = Callable[[Config, Masker], ProbeResult]
+
+
+@dataclass
+class Actor:
+    """Runs actions against the real world (or describes them, with ``dry_run``)."""
+
+    cfg: Config
+    mask: Masker
+    env: Mapping[str, str]
+    dry_run: bool = False
+    sleep: Callable[[float], None] = time.sleep
+    remote_run: RemoteRun = remote.run_remote
+    probe: Probe | None = None
+    gateway: LocalGateway | None = None
+    steps: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.gateway is None:
+            self.gateway = LocalGateway(
+                self.cfg, mask=self.mask, env=self.env, dry_run=self.dry_run
+            )
+        if self.probe is None:
+            from openclaw_failover.probe import probe_primary
+
+            self.probe = probe_primary
+
+    @property
+    def local(self) -> LocalGateway:
+        assert self.gateway is not None
+        return self.gateway
+
+    def run(self, action: Action) -> Outcome:
+        if isinstance(action, TakeOver):
+            return self.take_over(action)
+        if isinstance(action, GiveBack):
+            return self.give_back(action)
+        if isinstance(action, RestartLocal):
+            out = self.local.start()
+            return Outcome(ok=out.ok, detail=_last(out.steps), steps=list(out.steps))
+        raise TypeError(f"not an executable action: {action!r}")
+
+    # ------------------------------------------------------------------ take over
+
+    def take_over(self, action: TakeOver) -> Outcome:
+        """(a) fence the primary, (b) start the local gateway, (c) wait until it answers."""
+        steps: list[str] = []
+        fenced = False
+        if action.fence:
+            fenced = self._fence(steps)
+        out = self.local.start()
+        steps += out.steps
+        if not out.ok:
+            return Outcome(ok=False, detail=_last(out.steps), fenced=fenced, steps=steps)
+        return Outcome(
+            ok=True, detail=f"local gateway up ({out.method})", fenced=fenced, steps=steps
+        )
+
+    def _fence(self, steps: list[str]) -> bool:
+        command = self.cfg.primary.gateway.stop_command
+        assert command is not None
+        res = self._remote(command)
+        steps.append(f"fence primary: {res.summary()}")
+        if not res.ok:
+            log.warning("could not fence the primary's gateway: %s", res.summary())
+        return res.ok and not self.dry_run
+
+    # ------------------------------------------------------------------ give back
+
+    def give_back(self, action: GiveBack) -> Outcome:
+        """Stop the local gateway, sync back, then restart the primary's gateway if fenced."""
+        steps: list[str] = []
+        stop = self.local.stop()
+        steps += stop.steps
+        if not stop.ok:
+            return Outcome(ok=False, detail=_last(stop.steps), local_stopped=False, steps=steps)
+        sync_ok, sync_summary = self.sync_back()
+        steps.append(sync_summary)
+        if not action.unfence:
+            return Outcome(
+                ok=sync_ok,
+                local_stopped=True,
+                sync_ok=sync_ok,
+                sync_summary=sync_summary,
+                steps=steps,
+            )
+        unfenced, detail = self._unfence(steps)
+        if unfenced:
+            return Outcome(
+                ok=sync_ok,
+                local_stopped=True,
+                sync_ok=sync_ok,
+                sync_summary=sync_summary,
+                unfenced=True,
+                steps=steps,
+            )
+        # Nobody would serve: start the local gateway again and keep serving.
+        restart = self.local.start()
+        steps += restart.steps
+        return Outcome(
+            ok=False,
+            detail=detail,
+            local_stopped=not restart.ok,
+            sync_ok=sync_ok,
+            sync_summary=sync_summary,
+            restored_local=restart.ok,
+            steps=steps,
+        )
+
+    def sync_back(self) -> tuple[bool, str]:
+        """Sync-back of rows and files is issue #3; until then it is skipped, and says so."""
+        return True, SYNC_NOT_CONFIGURED
+
+    def _unfence(self, steps: list[str]) -> tuple[bool, str]:
+        assert self.probe is not None
+        if self.dry_run:
+            steps.append("would restart the primary's gateway")
+            return True, ""
+        if self.probe(self.cfg, self.mask).status is ProbeStatus.HEALTHY:
+            steps.append("primary's gateway already answering")
+            return True, ""
+        command = self.cfg.primary.gateway.start_command
+        if command is None:
+            detail = (
+                "primary.gateway.start_command is not set: cannot restart the fenced primary's "
+                "gateway; start it by hand, then run 'ocf release'"
+            )
+            steps.append(detail)
+            return False, detail
+        res = self._remote(command)
+        steps.append(f"restart primary's gateway: {res.summary()}")
+        if not res.ok:
+            return False, f"could not restart the primary's gateway ({res.summary()})"
+        return self._wait_primary(steps)
+
+    def _wait_primary(self, steps: list[str]) -> tuple[bool, str]:
+        assert self.probe is not None
+        timeout = self.cfg.standby.gateway.start_timeout
+        end = time.monotonic() + timeout
+        while True:
+            result = self.probe(self.cfg, self.mask)
+            if result.status is ProbeStatus.HEALTHY:
+                steps.append(f"primary's gateway answering ({result.detail})")
+                return True, ""
+            if time.monotonic() >= end:
+                detail = f"primary's gateway not answering after {timeout:g}s ({result.detail})"
+                steps.append(detail)
+                return False, detail
+            self.sleep(1.0)
+
+    def _remote(self, command: tuple[str, ...]) -> CommandResult:
+        return self.remote_run(
+            self.cfg,
+            command,
+            timeout=self.cfg.primary.ssh.command_timeout,
+            mask=self.mask,
+            dry_run=self.dry_run,
+        )
+
+
+def _last(steps: list[str]) -> str:
+    return steps[-1] if steps else ""

@@ -1,0 +1,373 @@
+"""The state machine, as pure functions (no I/O, no clock, no randomness).
+
+``decide(state, observation, config, now)`` returns the new state, the actions
+to run and one readable sentence.  After the actions ran, ``settle`` folds
+their outcomes into the state the same way.  Every rule is unit- and
+property-tested without I/O.
+
+Roles and the only transitions between them::
+
+    primary --(fall failed ticks | ocf takeover)--> taking_over
+    taking_over --(local gateway answering)--> failover
+    taking_over --(primary healthy again)--> giving_back
+    failover --(rise healthy ticks, failback auto | ocf release)--> giving_back
+    giving_back --(local stopped, synced back)--> primary
+    giving_back --(give-back undone: primary could not restart)--> failover
+    giving_back --(primary fails again for fall ticks, or nobody serves)--> taking_over
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from openclaw_failover.config import Config
+from openclaw_failover.model import Observation, ProbeResult, ProbeStatus
+from openclaw_failover.state import Role, State
+
+TRANSITIONS: frozenset[tuple[Role, Role]] = frozenset(
+    {
+        (Role.PRIMARY, Role.TAKING_OVER),
+        (Role.TAKING_OVER, Role.FAILOVER),
+        (Role.TAKING_OVER, Role.GIVING_BACK),
+        (Role.FAILOVER, Role.GIVING_BACK),
+        (Role.GIVING_BACK, Role.PRIMARY),
+        (Role.GIVING_BACK, Role.FAILOVER),
+        (Role.GIVING_BACK, Role.TAKING_OVER),
+    }
+)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class TakeOver:
+    """Fence the primary (if asked), start the local gateway, wait until it answers."""
+
+    fence: bool
+    why: str  # "primary unreachable for 2 checks"
+
+
+@dataclass(frozen=True)
+class GiveBack:
+    """Stop the local gateway, sync back, restart the primary's gateway if we fenced it."""
+
+    unfence: bool
+    why: str
+
+
+@dataclass(frozen=True)
+class RestartLocal:
+    """Start the local gateway again while serving."""
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Queue a notice of ``kind`` (a key of config.DEFAULT_MESSAGES)."""
+
+    kind: str
+    reason: str = ""
+    detail: str = ""
+
+
+Action = TakeOver | GiveBack | RestartLocal | Notify
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: State
+    actions: list[Action]
+    reason: str
+    refused: bool = False  # a manual request that was refused (exit 1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What running a TakeOver / GiveBack / RestartLocal did."""
+
+    ok: bool
+    detail: str = ""
+    fenced: bool = False  # TakeOver: the primary's gateway was stopped
+    local_stopped: bool = False  # GiveBack: the local gateway no longer answers
+    sync_ok: bool = True  # GiveBack: sync-back succeeded or was skipped
+    sync_summary: str = ""
+    unfenced: bool = False  # GiveBack: the primary's gateway was restarted
+    restored_local: bool = False  # GiveBack undone: local gateway serving again
+    steps: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def should_retry(state: State | None, result: ProbeResult) -> bool:
+    """Retry a failed probe within the tick only where the verdict could start a takeover."""
+    if not result.status.is_failure:
+        return False
+    return state is None or state.role in (Role.PRIMARY, Role.GIVING_BACK)
+
+
+def wants_local_check(state: State | None) -> bool:
+    """Whether the tick needs to know if the local gateway answers."""
+    return state is None or state.role is not Role.PRIMARY
+
+
+def reconcile(local_up: bool, now: float) -> tuple[State, str]:
+    """A fresh state from reality, when the state file was missing or corrupt."""
+    if local_up:
+        state = State(role=Role.FAILOVER, since=now, manual_hold=False)
+        return state, "local gateway is answering: assuming this standby serves (failover)"
+    return State(role=Role.PRIMARY, since=now), "local gateway is not answering: assuming primary"
+
+
+def _due(state: State, kind: str, cfg: Config, now: float) -> bool:
+    last = state.last_alert_at.get(kind)
+    return last is None or now - last >= cfg.check.alert_interval
+
+
+def _alert(state: State, kind: str, cfg: Config, now: float, **kw: str) -> list[Action]:
+    """A rate-limited notice: at most one per ``check.alert_interval`` per kind."""
+    if not _due(state, kind, cfg, now):
+        return []
+    state.last_alert_at = {**state.last_alert_at, kind: now}
+    return [Notify(kind, **kw)]
+
+
+def _checks(n: int) -> str:
+    return f"{n} check" + ("" if n == 1 else "s")
+
+
+def _probe_record(result: ProbeResult, now: float) -> dict[str, object]:
+    return {
+        "status": str(result.status),
+        "latency": round(result.latency, 3),
+        "detail": result.detail,
+        "method": result.method,
+        "at": now,
+    }
+
+
+def _enter(state: State, role: Role, now: float) -> State:
+    return replace(state, role=role, since=now)
+
+
+def _primary_back(state: State, status: ProbeStatus) -> bool:
+    """Has the primary returned?  A fenced primary cannot answer by itself: SSH is enough."""
+    return status is ProbeStatus.HEALTHY or (state.fenced and status.ssh_ok)
+
+
+def _can_fence(cfg: Config, status: ProbeStatus) -> bool:
+    return status.ssh_ok and cfg.primary.gateway.stop_command is not None
+
+
+# --------------------------------------------------------------------------- decide
+
+
+def decide(
+    state: State, obs: Observation, cfg: Config, now: float, request: str | None = None
+) -> Decision:
+    """One tick of the state machine.  ``request`` is None, "takeover" or "release"."""
+    result = obs.final
+    s = replace(state, last_probe=_probe_record(result, now), last_tick_at=now)
+    if request == "takeover":
+        return _manual_takeover(s, result, cfg, now)
+    if request == "release":
+        return _manual_release(s, result, cfg, now)
+    if s.paused:
+        return Decision(s, [], f"paused: primary {result.status}, not acting")
+    if result.status in (ProbeStatus.AUTH_FAILED, ProbeStatus.PROBE_ERROR):
+        return _cannot_check(s, result, cfg, now)
+    handler = {
+        Role.PRIMARY: _in_primary,
+        Role.TAKING_OVER: _in_taking_over,
+        Role.FAILOVER: _in_failover,
+        Role.GIVING_BACK: _in_giving_back,
+    }[s.role]
+    return handler(s, obs, cfg, now)
+
+
+def _cannot_check(s: State, r: ProbeResult, cfg: Config, now: float) -> Decision:
+    actions = _alert(s, "auth_failure", cfg, now, detail=f"{r.status}: {r.detail}")
+    sent = "alert sent" if actions else "alert already sent"
+    serving = " (still serving)" if s.role is not Role.PRIMARY else ""
+    return Decision(
+        s, actions, f"no action{serving}: cannot check {cfg.primary.name} ({r.detail}); {sent}"
+    )
+
+
+def _in_primary(s: State, obs: Observation, cfg: Config, now: float) -> Decision:
+    r = obs.final
+    if r.status is ProbeStatus.HEALTHY:
+        s = replace(s, failed_ticks=0)
+        return Decision(s, [], "no action: primary healthy")
+    return _count_failure(s, r, cfg, now, waiting="primary")
+
+
+def _count_failure(s: State, r: ProbeResult, cfg: Config, now: float, waiting: str) -> Decision:
+    n = s.failed_ticks + 1
+    s = replace(s, failed_ticks=n, healthy_ticks=0)
+    if n < cfg.check.fall:
+        return Decision(
+            s, [], f"{waiting}: primary {r.status} ({n}/{cfg.check.fall} failed checks)"
+        )
+    why = f"primary {r.status} for {_checks(n)} ({r.detail})"
+    s = _enter(s, Role.TAKING_OVER, now)
+    return Decision(s, [TakeOver(fence=_can_fence(cfg, r.status), why=why)], f"taking over: {why}")
+
+
+def _in_taking_over(s: State, obs: Observation, cfg: Config, now: float) -> Decision:
+    r = obs.final
+    if r.status is ProbeStatus.HEALTHY:
+        s = _enter(s, Role.GIVING_BACK, now)
+        why = "primary healthy again before the takeover completed"
+        return Decision(s, [GiveBack(unfence=s.fenced, why=why)], f"abandoning takeover: {why}")
+    fence = not s.fenced and _can_fence(cfg, r.status)
+    why = f"primary {r.status} ({r.detail})"
+    return Decision(s, [TakeOver(fence=fence, why=why)], f"retrying takeover: {why}")
+
+
+def _in_failover(s: State, obs: Observation, cfg: Config, now: float) -> Decision:
+    r = obs.final
+    if not _primary_back(s, r.status):
+        s = replace(s, healthy_ticks=0)
+        if obs.local_up is False:
+            return Decision(
+                s,
+                [RestartLocal()],
+                "serving, but the local gateway is not answering: restarting it",
+            )
+        return Decision(s, [], f"no action: serving, primary still {r.status}")
+    n = s.healthy_ticks + 1
+    s = replace(s, healthy_ticks=n, failed_ticks=0)
+    back = "reachable" if s.fenced else "healthy"
+    if n < cfg.check.rise:
+        return Decision(s, [], f"serving: primary {back} ({n}/{cfg.check.rise} checks)")
+    if s.manual_hold or cfg.check.failback == "manual":
+        actions: list[Action] = []
+        if not s.back_notified:
+            s = replace(s, back_notified=True)
+            actions.append(Notify("primary_back"))
+        return Decision(s, actions, f"serving: primary {back}; failback is manual ('ocf release')")
+    why = f"primary {back} for {_checks(n)}"
+    s = _enter(s, Role.GIVING_BACK, now)
+    return Decision(s, [GiveBack(unfence=s.fenced, why=why)], f"giving back: {why}")
+
+
+def _in_giving_back(s: State, obs: Observation, cfg: Config, now: float) -> Decision:
+    r = obs.final
+    if _primary_back(s, r.status):
+        why = f"primary {r.status}"
+        return Decision(s, [GiveBack(unfence=s.fenced, why=why)], f"retrying give-back: {why}")
+    return _count_failure(s, r, cfg, now, waiting="give-back pending")
+
+
+def _manual_takeover(s: State, r: ProbeResult, cfg: Config, now: float) -> Decision:
+    if s.role is Role.FAILOVER:
+        return Decision(replace(s, manual_hold=True), [], "no action: already serving")
+    fence = _can_fence(cfg, r.status)
+    if r.status is ProbeStatus.HEALTHY and not fence:
+        return Decision(
+            s,
+            [],
+            "refused: the primary's gateway is healthy and primary.gateway.stop_command is not "
+            "set, so taking over would run two gateways",
+            refused=True,
+        )
+    s = replace(_enter(s, Role.TAKING_OVER, now), manual_hold=True, failed_ticks=0)
+    why = f"manual takeover (primary {r.status})"
+    return Decision(s, [TakeOver(fence=fence, why=why)], f"taking over: {why}")
+
+
+def _manual_release(s: State, r: ProbeResult, cfg: Config, now: float) -> Decision:
+    if s.role is Role.PRIMARY:
+        return Decision(s, [], "no action: the primary already serves")
+    if not _primary_back(s, r.status):
+        return Decision(
+            s,
+            [],
+            f"refused: the primary is not ready ({r.status}: {r.detail}); not giving back",
+            refused=True,
+        )
+    s = replace(_enter(s, Role.GIVING_BACK, now), manual_hold=False)
+    why = "manual release"
+    return Decision(s, [GiveBack(unfence=s.fenced, why=why)], f"giving back: {why}")
+
+
+# --------------------------------------------------------------------------- settle
+
+
+def settle(
+    state: State, action: Action, outcome: Outcome, cfg: Config, now: float
+) -> tuple[State, list[Notify], str]:
+    """Fold an action's outcome into the state; return notices to queue and the sentence."""
+    if isinstance(action, TakeOver):
+        return _settle_takeover(state, action, outcome, cfg, now)
+    if isinstance(action, GiveBack):
+        return _settle_giveback(state, action, outcome, cfg, now)
+    if isinstance(action, RestartLocal):
+        if outcome.ok:
+            return state, [], "restarted the local gateway"
+        notes = _alert(state, "failover_failed", cfg, now, detail=outcome.detail)
+        return state, _notifies(notes), f"could not restart the local gateway: {outcome.detail}"
+    return state, [], ""
+
+
+def _notifies(actions: list[Action]) -> list[Notify]:
+    return [a for a in actions if isinstance(a, Notify)]
+
+
+def _settle_takeover(
+    s: State, a: TakeOver, o: Outcome, cfg: Config, now: float
+) -> tuple[State, list[Notify], str]:
+    s = replace(s, fenced=s.fenced or o.fenced)
+    if not o.ok:
+        notes = _alert(s, "failover_failed", cfg, now, reason=a.why, detail=o.detail)
+        return s, _notifies(notes), f"takeover failed: {o.detail}; retrying next check"
+    s = replace(
+        _enter(s, Role.FAILOVER, now),
+        failed_ticks=0,
+        healthy_ticks=0,
+        takeovers=s.takeovers + 1,
+        back_notified=False,
+    )
+    s.last_alert_at = {k: v for k, v in s.last_alert_at.items() if k != "failover_failed"}
+    fenced = "; primary's gateway fenced" if o.fenced else ""
+    return s, [Notify("took_over", reason=a.why)], f"took over: {a.why}{fenced}"
+
+
+def _settle_giveback(
+    s: State, a: GiveBack, o: Outcome, cfg: Config, now: float
+) -> tuple[State, list[Notify], str]:
+    if o.restored_local:
+        s = replace(_enter(s, Role.FAILOVER, now), healthy_ticks=0)
+        notes = _alert(s, "giveback_failed", cfg, now, detail=o.detail)
+        return s, _notifies(notes), f"give-back undone, still serving: {o.detail}"
+    if a.unfence and not o.unfenced and o.local_stopped:
+        # The primary's gateway did not restart and neither did ours: nobody serves.
+        s = _enter(s, Role.TAKING_OVER, now)
+        notes = _alert(s, "giveback_failed", cfg, now, detail=o.detail)
+        return (
+            s,
+            _notifies(notes),
+            f"give-back failed, nobody serves: {o.detail}; taking over again",
+        )
+    if o.unfenced:
+        s = replace(s, fenced=False)
+    if not o.local_stopped:
+        notes = _alert(s, "giveback_failed", cfg, now, detail=o.detail)
+        return s, _notifies(notes), f"give-back failed: {o.detail}; retrying next check"
+    if not o.sync_ok:
+        notes = _alert(s, "syncback_failed", cfg, now, detail=o.sync_summary)
+        return s, _notifies(notes), f"sync-back failed: {o.sync_summary}; retrying next check"
+    s = replace(
+        _enter(s, Role.PRIMARY, now),
+        fenced=False,
+        failed_ticks=0,
+        healthy_ticks=0,
+        givebacks=s.givebacks + 1,
+        manual_hold=False,
+        back_notified=False,
+    )
+    s.last_alert_at = {
+        k: v for k, v in s.last_alert_at.items() if k not in ("giveback_failed", "syncback_failed")
+    }
+    return s, [Notify("gave_back", reason=a.why, detail=o.sync_summary)], f"gave back: {a.why}"

@@ -1,0 +1,113 @@
+"""`ocf status`: gather what is known (never acting) and render it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from openclaw_failover.config import Config
+from openclaw_failover.state import State, StateStore
+
+SYNC_BACK_STATUS = "not built yet (issue #3): data written on the standby stays there"
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def collect(
+    cfg: Config,
+    state: State | None,
+    warning: str | None,
+    local_up: bool,
+    store: StateStore,
+    *,
+    now: float,
+    events: int = 8,
+) -> dict[str, Any]:
+    """Everything `ocf status` shows, as a JSON-ready dict (no secrets in it)."""
+    s = state or State()
+    return {
+        "role": str(s.role) if state else "unknown",
+        "since": _iso(s.since) if state else None,
+        "paused": s.paused,
+        "paused_since": _iso(s.paused_since),
+        "primary": {"name": cfg.primary.name, "host": cfg.primary.host},
+        "standby": {"name": cfg.standby.name},
+        "last_probe": s.last_probe,
+        "last_tick": _iso(s.last_tick_at),
+        "last_tick_age_seconds": round(now - s.last_tick_at, 1) if s.last_tick_at else None,
+        "last_reason": s.last_reason,
+        "counters": {
+            "failed_checks": s.failed_ticks,
+            "healthy_checks": s.healthy_ticks,
+            "takeovers": s.takeovers,
+            "givebacks": s.givebacks,
+        },
+        "fenced": s.fenced,
+        "manual_hold": s.manual_hold,
+        "failback": cfg.check.failback,
+        "local_gateway": {"url": cfg.standby.gateway.health_url, "answering": local_up},
+        "pending_notifications": [
+            {
+                "kind": n.kind,
+                "created": _iso(n.created_at),
+                "attempts": n.attempts,
+                "last_error": n.last_error,
+            }
+            for n in s.outbox
+        ],
+        "notifications": "telegram" if cfg.telegram else "off (no telegram section)",
+        "sync_back": SYNC_BACK_STATUS,
+        "state_file": str(store.path),
+        "state_warning": warning,
+        "last_events": store.last_events(events),
+    }
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"
+
+
+def _probe_line(probe: dict[str, Any] | None) -> str:
+    if not probe:
+        return "none yet"
+    at = _iso(probe.get("at"))
+    return f"{probe['status']} in {probe['latency']:.2f}s at {at} ({probe.get('detail', '')})"
+
+
+def render(info: dict[str, Any]) -> str:
+    c = info["counters"]
+    role = info["role"] + (f" since {info['since']}" if info["since"] else "")
+    lines = [
+        f"role:           {role}",
+        f"paused:         {'yes, since ' + str(info['paused_since']) if info['paused'] else 'no'}",
+        f"last check:     {_ago(info['last_tick_age_seconds'])}: {info['last_reason'] or '-'}",
+        f"last probe:     {_probe_line(info['last_probe'])}",
+        f"counters:       failed {c['failed_checks']}, healthy {c['healthy_checks']}, "
+        f"takeovers {c['takeovers']}, give-backs {c['givebacks']}",
+        f"primary fenced: {'yes' if info['fenced'] else 'no'}",
+        f"local gateway:  {'answering' if info['local_gateway']['answering'] else 'not answering'}"
+        f" ({info['local_gateway']['url']})",
+        f"notifications:  {info['notifications']}, {len(info['pending_notifications'])} pending",
+    ]
+    for n in info["pending_notifications"]:
+        err = f", last error: {n['last_error']}" if n["last_error"] else ""
+        lines.append(f"  - {n['kind']} from {n['created']} ({n['attempts']} attempts{err})")
+    lines.append(f"sync-back:      {info['sync_back']}")
+    if info["state_warning"]:
+        lines.append(f"warning:        {info['state_warning']}")
+    if info["last_events"]:
+        lines.append("last events:")
+        for e in info["last_events"]:
+            extra = e.get("reason") or e.get("kind") or e.get("action") or ""
+            lines.append(f"  {e.get('at', '?')}  {e.get('type', '?'):<14} {extra}")
+    return "\n".join(lines)

@@ -1,0 +1,235 @@
+"""One tick: lock -> observe -> decide -> act -> persist -> notify.
+
+The state is persisted right after ``decide`` (the intent: a tick killed while
+acting is resumed by the next one from ``taking_over`` / ``giving_back``),
+again after each action, and after each notice Telegram accepted (so a notice
+is never sent twice).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from openclaw_failover import notify
+from openclaw_failover.config import Config
+from openclaw_failover.decide import (
+    Decision,
+    Notify,
+    decide,
+    reconcile,
+    settle,
+    should_retry,
+    wants_local_check,
+)
+from openclaw_failover.lock import Busy, DeadlineExceeded, deadline, exclusive
+from openclaw_failover.model import Notice, Observation, ProbeResult
+from openclaw_failover.runner import Masker
+from openclaw_failover.state import State, StateStore
+
+log = logging.getLogger(__name__)
+
+
+class ExitStatus(enum.IntEnum):
+    """Process exit codes, mapped from outcomes in one place (cli.exit_code)."""
+
+    OK = 0  # the tick ran (whatever it decided)
+    ACTION_FAILED = 1  # an action failed, a manual request was refused, or the deadline hit
+    CONFIG_ERROR = 2  # configuration or usage error
+
+
+@dataclass
+class TickResult:
+    status: ExitStatus
+    reason: str
+    acted: bool = False
+    state: State | None = None
+    steps: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # texts queued this tick
+
+
+@dataclass
+class Tick:
+    """Everything one tick needs; the I/O parts are injectable for tests."""
+
+    cfg: Config
+    env: Mapping[str, str]
+    dry_run: bool = False
+    request: str | None = None  # None | "takeover" | "release"
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    probe: Callable[[Config, Masker], ProbeResult] | None = None
+
+    def __post_init__(self) -> None:
+        self.mask = Masker(self.cfg.secrets)
+        self.store = StateStore(self.cfg.state_dir)
+        if self.probe is None:
+            from openclaw_failover.probe import probe_primary
+
+            self.probe = probe_primary
+        from openclaw_failover.actions import Actor
+
+        self.actor = Actor(
+            self.cfg,
+            mask=self.mask,
+            env=self.env,
+            dry_run=self.dry_run,
+            sleep=self.sleep,
+            probe=self.probe,
+        )
+
+    # ------------------------------------------------------------------ pipeline
+
+    def run(self, lock_wait: float = 0.0) -> TickResult:
+        if self.dry_run:  # a dry run writes nothing, so it needs no lock
+            return self._guarded()
+        try:
+            with exclusive(self.cfg.state_dir, wait=lock_wait):
+                return self._guarded()
+        except Busy:
+            log.info("another check is running")
+            status = ExitStatus.ACTION_FAILED if self.request else ExitStatus.OK
+            return TickResult(status, "another check is running")
+
+    def _guarded(self) -> TickResult:
+        try:
+            with deadline(self.cfg.check.deadline):
+                return self._tick()
+        except DeadlineExceeded as exc:
+            log.error("%s", exc)
+            self._event("deadline", reason=str(exc))
+            return TickResult(ExitStatus.ACTION_FAILED, str(exc))
+
+    def _tick(self) -> TickResult:
+        loaded, warning = self.store.load()
+        obs = self.observe(loaded)
+        now = self.clock()
+        state = loaded if loaded is not None else self._reconciled(warning, obs, now)
+        decision = decide(state, obs, self.cfg, now, self.request)
+        result = TickResult(ExitStatus.OK, decision.reason, state=decision.state)
+        if decision.refused:
+            result.status = ExitStatus.ACTION_FAILED
+        state = self._transition(state, decision.state, decision.reason)
+        self._persist(state)
+        state = self._act(state, decision, result)
+        state = self._deliver(state)
+        state.last_reason = result.reason
+        self._persist(state)
+        result.state = state
+        self._log_reason(result)
+        return result
+
+    # ------------------------------------------------------------------ stages
+
+    def observe(self, state: State | None) -> Observation:
+        """Probe the primary (with retries where it matters) and, if needed, the local gateway."""
+        assert self.probe is not None
+        attempts = [self.probe(self.cfg, self.mask)]
+        while should_retry(state, attempts[-1]) and len(attempts) <= self.cfg.check.retries:
+            log.info(
+                "probe %d failed (%s), retrying in %gs",
+                len(attempts),
+                attempts[-1].detail,
+                self.cfg.check.retry_delay,
+            )
+            self.sleep(self.cfg.check.retry_delay)
+            attempts.append(self.probe(self.cfg, self.mask))
+        local_up = self.actor.local.is_up() if wants_local_check(state) else None
+        return Observation(tuple(attempts), local_up)
+
+    def _reconciled(self, warning: str | None, obs: Observation, now: float) -> State:
+        local_up = obs.local_up if obs.local_up is not None else self.actor.local.is_up()
+        state, how = reconcile(local_up, now)
+        log.warning("%s; %s", warning, how)
+        if not self.dry_run:
+            aside = self.store.set_aside()
+            self.store.event("reconciled", warning=warning, result=how, kept_as=str(aside or ""))
+        return state
+
+    def _act(self, state: State, decision: Decision, result: TickResult) -> State:
+        now = self.clock()
+        for action in decision.actions:
+            if isinstance(action, Notify):
+                state = self._queue(state, action, now)
+                continue
+            result.acted = True
+            started = time.monotonic()
+            outcome = self.actor.run(action)
+            new, notes, reason = settle(state, action, outcome, self.cfg, self.clock())
+            result.steps += outcome.steps
+            result.reason = reason
+            if not outcome.ok:
+                result.status = ExitStatus.ACTION_FAILED
+            self._event(
+                "action",
+                action=type(action).__name__,
+                ok=outcome.ok,
+                steps=outcome.steps,
+                duration=round(time.monotonic() - started, 3),
+            )
+            state = self._transition(state, new, reason)
+            self._persist(state)
+            for note in notes:
+                state = self._queue(state, note, now)
+        result.notices = [n.text for n in state.outbox]
+        return state
+
+    def _queue(self, state: State, note: Notify, now: float) -> State:
+        notice = notify.new_notice(
+            self.cfg, note.kind, reason=note.reason, detail=note.detail, now=now
+        )
+        self._event("notice_queued", kind=notice.kind, id=notice.id, text=notice.text)
+        return replace(state, outbox=[*state.outbox, notice])
+
+    def _deliver(self, state: State) -> State:
+        if not state.outbox:
+            return state
+        if self.cfg.telegram is None:
+            for notice in state.outbox:
+                log.info("notice not sent (no telegram section): %s", notice.text)
+                self._event("notice_dropped", kind=notice.kind, id=notice.id, why="no telegram")
+            return replace(state, outbox=[])
+        box = list(state.outbox)
+
+        def on_sent(notice: Notice) -> None:
+            box.remove(notice)
+            self._event("notice_sent", kind=notice.kind, id=notice.id)
+            self._persist(replace(state, outbox=list(box)))
+
+        report = notify.deliver(
+            self.cfg,
+            box,
+            now=self.clock(),
+            dry_run=self.dry_run,
+            on_sent=on_sent,
+            sleep=self.sleep,
+        )
+        for error in report.errors:
+            log.warning("notification not sent, kept for the next check: %s", error)
+            self._event("notice_failed", error=error)
+        return replace(state, outbox=list(report.remaining))
+
+    # ------------------------------------------------------------------ persistence
+
+    def _transition(self, old: State, new: State, reason: str) -> State:
+        if old.role != new.role:
+            log.info("role %s -> %s: %s", old.role, new.role, reason)
+            self._event("transition", **{"from": str(old.role), "to": str(new.role)}, reason=reason)
+        return new
+
+    def _persist(self, state: State) -> None:
+        if not self.dry_run:
+            self.store.save(state)
+
+    def _event(self, event_type: str, /, **data: object) -> None:
+        if not self.dry_run:
+            self.store.event(event_type, **data)
+
+    def _log_reason(self, result: TickResult) -> None:
+        prefix = "dry run: " if self.dry_run else ""
+        log.info("%s%s", prefix, result.reason)
+        if result.acted or result.status:
+            self._event("tick", reason=result.reason, status=int(result.status))
