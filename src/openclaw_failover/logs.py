@@ -40,16 +40,17 @@ def setup(
 ) -> logging.Logger:
     """Configure the package logger; safe to call more than once (tests)."""
     logger = logging.getLogger("openclaw_failover")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+        old.close()
     logger.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
     logger.propagate = False
     filt = MaskFilter(mask)
+    problem = ""
     if state_dir is not None:
         try:
             state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            handler = logging.handlers.RotatingFileHandler(
                 state_dir / LOG_FILE, maxBytes=1_000_000, backupCount=5, encoding="utf-8"
             )
             handler.setFormatter(logging.Formatter(FORMAT))
@@ -57,10 +58,12 @@ def setup(
             logger.addHandler(handler)
         except OSError as exc:
             verbose = max(verbose, 1)
-            logging.getLogger(__name__).warning("cannot write log in %s: %s", state_dir, exc)
+            problem = f"cannot write the log in {state_dir}: {exc.strerror or exc}"
     if verbose or under_systemd(env):
         stream = logging.StreamHandler()
         stream.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
         stream.addFilter(filt)
         logger.addHandler(stream)
+    if problem:
+        logger.warning("%s", problem)
     return logger
