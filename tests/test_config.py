@@ -35,10 +35,18 @@ def minimal(keys: dict[str, str], **extra: object) -> dict:
 
 def test_minimal_config_has_the_seed_defaults(keys: dict[str, str]) -> None:
     cfg = parse_config(minimal(keys), "c.yaml", {})
-    assert (cfg.check.retries, cfg.check.retry_delay, cfg.check.fall, cfg.check.rise) == (1, 10, 1, 1)
+    assert (cfg.check.retries, cfg.check.retry_delay, cfg.check.fall, cfg.check.rise) == (
+        1,
+        10,
+        1,
+        1,
+    )
     assert cfg.check.failback == "auto"
     assert cfg.standby.gateway.start_command == (
-        "systemctl", "--user", "start", "openclaw-gateway.service",
+        "systemctl",
+        "--user",
+        "start",
+        "openclaw-gateway.service",
     )
     assert cfg.primary.gateway.health_url == "http://127.0.0.1:18789/"
     assert cfg.telegram is None
@@ -46,10 +54,15 @@ def test_minimal_config_has_the_seed_defaults(keys: dict[str, str]) -> None:
 
 
 def test_commands_string_or_list(keys: dict[str, str]) -> None:
-    doc = minimal(keys, standby={"gateway": {
-        "start_command": "openclaw gateway run --name 'my gw'",
-        "stop_command": ["pkill", "-f", "openclaw gateway"],
-    }})
+    doc = minimal(
+        keys,
+        standby={
+            "gateway": {
+                "start_command": "openclaw gateway run --name 'my gw'",
+                "stop_command": ["pkill", "-f", "openclaw gateway"],
+            }
+        },
+    )
     cfg = parse_config(doc, "c", {})
     assert cfg.standby.gateway.start_command == ("openclaw", "gateway", "run", "--name", "my gw")
     assert cfg.standby.gateway.stop_command == ("pkill", "-f", "openclaw gateway")
@@ -93,8 +106,16 @@ def test_unknown_top_level_key_is_an_error(keys: dict[str, str]) -> None:
 
 
 def test_missing_key_file_is_named(tmp_path: Path) -> None:
-    doc = {"primary": {"host": "h", "ssh": {"user": "u", "key_file": str(tmp_path / "nokey"),
-                                             "known_hosts": str(tmp_path / "nokh")}}}
+    doc = {
+        "primary": {
+            "host": "h",
+            "ssh": {
+                "user": "u",
+                "key_file": str(tmp_path / "nokey"),
+                "known_hosts": str(tmp_path / "nokh"),
+            },
+        }
+    }
     with pytest.raises(ConfigError) as info:
         parse_config(doc, "c", {})
     assert f"At 'primary.ssh.key_file': file not found: {tmp_path / 'nokey'}" in info.value.render()
@@ -102,7 +123,9 @@ def test_missing_key_file_is_named(tmp_path: Path) -> None:
 
 
 def test_sync_sections_refused_until_built(keys: dict[str, str]) -> None:
-    with pytest.raises(ConfigError, match=r"At 'database': sync-back of database rows is not built"):
+    with pytest.raises(
+        ConfigError, match=r"At 'database': sync-back of database rows is not built"
+    ):
         parse_config(minimal(keys, database={"primary_dsn": "x"}), "c", {})
 
 

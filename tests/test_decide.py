@@ -37,7 +37,9 @@ S = ProbeStatus
 NOW = 1_800_000_000.0
 
 
-def make_cfg(*, fall: int = 1, rise: int = 1, failback: str = "auto", fence: bool = False) -> Config:
+def make_cfg(
+    *, fall: int = 1, rise: int = 1, failback: str = "auto", fence: bool = False
+) -> Config:
     stop = ("openclaw", "gateway", "stop") if fence else None
     start = ("openclaw", "gateway", "start") if fence else None
     return Config(
@@ -246,7 +248,9 @@ def test_release_in_primary_role_is_a_no_op() -> None:
 def test_takeover_success_records_failover_and_notifies() -> None:
     cfg = make_cfg()
     a = TakeOver(fence=True, why="primary gateway_down for 1 check")
-    s, notes, reason = settle(State(role=Role.TAKING_OVER), a, Outcome(ok=True, fenced=True), cfg, NOW)
+    s, notes, reason = settle(
+        State(role=Role.TAKING_OVER), a, Outcome(ok=True, fenced=True), cfg, NOW
+    )
     assert s.role is Role.FAILOVER and s.fenced and s.takeovers == 1
     assert [n.kind for n in notes] == ["took_over"]
     assert reason == "took over: primary gateway_down for 1 check; primary's gateway fenced"
@@ -255,7 +259,9 @@ def test_takeover_success_records_failover_and_notifies() -> None:
 def test_takeover_failure_notifies_once_per_interval() -> None:
     cfg = make_cfg()
     a = TakeOver(fence=False, why="x")
-    s, notes, reason = settle(State(role=Role.TAKING_OVER), a, Outcome(ok=False, detail="boom"), cfg, NOW)
+    s, notes, reason = settle(
+        State(role=Role.TAKING_OVER), a, Outcome(ok=False, detail="boom"), cfg, NOW
+    )
     assert s.role is Role.TAKING_OVER and [n.kind for n in notes] == ["failover_failed"]
     assert "takeover failed: boom" in reason
     s, notes, _ = settle(s, a, Outcome(ok=False, detail="boom"), cfg, NOW + 60)
@@ -274,7 +280,7 @@ def test_giveback_success_records_primary() -> None:
 def test_giveback_sync_failure_stays_giving_back() -> None:
     a = GiveBack(unfence=False, why="x")
     o = Outcome(ok=False, local_stopped=True, sync_ok=False, sync_summary="db down")
-    s, notes, reason = settle(State(role=Role.GIVING_BACK), a, o, make_cfg(), NOW)
+    s, notes, _reason = settle(State(role=Role.GIVING_BACK), a, o, make_cfg(), NOW)
     assert s.role is Role.GIVING_BACK and [n.kind for n in notes] == ["syncback_failed"]
 
 
@@ -286,13 +292,17 @@ def test_giveback_local_not_stopped_stays_giving_back() -> None:
 
 def test_giveback_undone_when_primary_cannot_restart() -> None:
     o = Outcome(ok=False, local_stopped=False, restored_local=True, detail="no start")
-    s, notes, _ = settle(State(role=Role.GIVING_BACK, fenced=True), GiveBack(True, "x"), o, make_cfg(), NOW)
+    s, _notes, _ = settle(
+        State(role=Role.GIVING_BACK, fenced=True), GiveBack(True, "x"), o, make_cfg(), NOW
+    )
     assert s.role is Role.FAILOVER and s.fenced
 
 
 def test_giveback_leaving_nobody_serving_takes_over_again() -> None:
     o = Outcome(ok=False, local_stopped=True, restored_local=False, detail="both failed")
-    s, _, reason = settle(State(role=Role.GIVING_BACK, fenced=True), GiveBack(True, "x"), o, make_cfg(), NOW)
+    s, _, reason = settle(
+        State(role=Role.GIVING_BACK, fenced=True), GiveBack(True, "x"), o, make_cfg(), NOW
+    )
     assert s.role is Role.TAKING_OVER and "nobody serves" in reason
 
 
@@ -334,7 +344,9 @@ configs = st.builds(
 
 def _outcome(action: object, ok: bool, flag: bool) -> Outcome:
     if isinstance(action, GiveBack):
-        return Outcome(ok=ok, local_stopped=ok or flag, sync_ok=ok, unfenced=ok, restored_local=not ok and flag)
+        return Outcome(
+            ok=ok, local_stopped=ok or flag, sync_ok=ok, unfenced=ok, restored_local=not ok and flag
+        )
     return Outcome(ok=ok, fenced=ok and flag)
 
 
@@ -366,7 +378,11 @@ def test_properties_over_random_ticks(cfg: Config, seq: list, paused: bool) -> N
             assert d.state.role == before.role
         # never fail over from primary before `fall` failed ticks
         failed_run = failed_run + 1 if final.is_failure else 0 if final is S.HEALTHY else failed_run
-        if before.role is Role.PRIMARY and request is None and any(isinstance(a, TakeOver) for a in runnable):
+        if (
+            before.role is Role.PRIMARY
+            and request is None
+            and any(isinstance(a, TakeOver) for a in runnable)
+        ):
             assert d.state.failed_ticks >= cfg.check.fall
         # roles change only through documented transitions
         if d.state.role != before.role:

@@ -17,8 +17,13 @@ from openclaw_failover.state import SCHEMA_VERSION, Role, State, StateStore
 
 def test_round_trip_with_outbox(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "s")
-    state = State(role=Role.FAILOVER, since=12.5, fenced=True, takeovers=3,
-                  outbox=[Notice("id1", "took_over", "text", 10.0, attempts=2, last_error="down")])
+    state = State(
+        role=Role.FAILOVER,
+        since=12.5,
+        fenced=True,
+        takeovers=3,
+        outbox=[Notice("id1", "took_over", "text", 10.0, attempts=2, last_error="down")],
+    )
     store.save(state)
     loaded, warning = store.load()
     assert warning is None and loaded == state
@@ -29,11 +34,19 @@ def test_round_trip_with_outbox(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "word"),
-    [(None, "missing"), ("", "empty"), ("{not json", "corrupt"), ('{"schema_version": 99}', "corrupt"),
-     ('{"schema_version": 1, "role": "boss"}', "corrupt"), ("[1,2]", "corrupt"),
-     ('{"schema_version": 1, "failed_ticks": "x"}', "corrupt")],
+    [
+        (None, "missing"),
+        ("", "empty"),
+        ("{not json", "corrupt"),
+        ('{"schema_version": 99}', "corrupt"),
+        ('{"schema_version": 1, "role": "boss"}', "corrupt"),
+        ("[1,2]", "corrupt"),
+        ('{"schema_version": 1, "failed_ticks": "x"}', "corrupt"),
+    ],
 )
-def test_bad_state_files_are_warnings_not_crashes(tmp_path: Path, content: str | None, word: str) -> None:
+def test_bad_state_files_are_warnings_not_crashes(
+    tmp_path: Path, content: str | None, word: str
+) -> None:
     store = StateStore(tmp_path)
     if content is not None:
         store.path.write_text(content)
@@ -65,7 +78,7 @@ def test_events_are_appended_as_json_lines(tmp_path: Path) -> None:
     assert events[0]["from"] == "primary" and "at" in events[0]
 
 
-def _hold(path: str, seconds: float, ready: "multiprocessing.synchronize.Event") -> None:
+def _hold(path: str, seconds: float, ready: multiprocessing.synchronize.Event) -> None:
     with exclusive(Path(path)):
         ready.set()
         time.sleep(seconds)
@@ -98,7 +111,7 @@ def test_lock_wait_gets_it_when_released(tmp_path: Path) -> None:
 
 
 def test_deadline_interrupts_a_hung_call() -> None:
-    with pytest.raises(DeadlineExceeded, match="deadline of 0.2s"), deadline(0.2):
+    with pytest.raises(DeadlineExceeded, match=r"deadline of 0\.2s"), deadline(0.2):
         time.sleep(5)
 
 

@@ -51,9 +51,9 @@ class Context:
         self.environment.mask = Masker(cfg.secrets)
         return cfg
 
-    def setup_logging(self, cfg: Config | None) -> None:
+    def setup_logging(self, cfg: Config | None, *, to_file: bool = True) -> None:
         logs.setup(
-            cfg.state_dir if cfg else None,
+            cfg.state_dir if cfg and to_file else None,
             verbose=self.verbose,
             env=self.environment.env,
             mask=Masker(cfg.secrets if cfg else ()),
@@ -93,7 +93,7 @@ def _verbose_option(f: Any) -> Any:
 
 def _run_tick(c: Context, *, dry_run: bool, request: str | None = None) -> TickResult:
     cfg = c.config()
-    c.setup_logging(cfg)
+    c.setup_logging(cfg, to_file=not dry_run)  # a dry run writes nothing, not even the log
     tick = Tick(cfg, c.environment.env, dry_run=dry_run, request=request, clock=c.environment.clock)
     return tick.run(lock_wait=cfg.check.deadline if request else 0.0)
 

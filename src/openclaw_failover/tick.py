@@ -165,6 +165,7 @@ class Tick:
                 result.status = ExitStatus.ACTION_FAILED
             self._event(
                 "action",
+                detail=outcome.detail,
                 action=type(action).__name__,
                 ok=outcome.ok,
                 steps=outcome.steps,
@@ -201,7 +202,7 @@ class Tick:
 
         report = notify.deliver(
             self.cfg,
-            box,
+            list(box),
             now=self.clock(),
             dry_run=self.dry_run,
             on_sent=on_sent,

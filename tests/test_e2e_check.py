@@ -1,0 +1,419 @@
+"""End to end: the `ocf` CLI, as a separate process, against real parts.
+
+A real OpenSSH sshd on 127.0.0.1 stands in for the primary's SSH; the two
+gateways are real HTTP server processes started and stopped by real commands
+(tests/harness/fake_service.py, which behaves like `systemctl --user`); the
+Telegram Bot API is a local fake, used through the real python-telegram-bot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from openclaw_failover import httpcheck
+from tests.harness.fake_telegram import DEFAULT_TOKEN, FakeTelegram
+from tests.harness.fixtures import deep_merge
+from tests.harness.sshd import SSHServer, free_port
+
+HARNESS = Path(__file__).resolve().parent / "harness"
+SERVICE = [sys.executable, str(HARNESS / "fake_service.py")]
+FAKE_GATEWAY = [sys.executable, str(HARNESS / "fake_gateway_proc.py")]
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class World:
+    tmp: Path
+    sshd: SSHServer
+    telegram: FakeTelegram
+    primary_port: int
+    standby_port: int
+    config_path: Path
+    doc: dict[str, Any]
+
+    @property
+    def primary_dir(self) -> Path:
+        return self.tmp / "primary-svc"
+
+    @property
+    def standby_dir(self) -> Path:
+        return self.tmp / "standby-svc"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.tmp / "state"
+
+    def primary_cmd(self, verb: str, status: int = 200) -> list[str]:
+        cmd = [*SERVICE, verb, "--state-dir", str(self.primary_dir)]
+        return (
+            [*cmd, "--port", str(self.primary_port), "--status", str(status)]
+            if verb == "start"
+            else cmd
+        )
+
+    def standby_cmd(self, verb: str) -> list[str]:
+        cmd = [*SERVICE, verb, "--state-dir", str(self.standby_dir)]
+        return [*cmd, "--port", str(self.standby_port)] if verb == "start" else cmd
+
+    def primary(self, verb: str, status: int = 200) -> None:
+        subprocess.run(self.primary_cmd(verb, status), check=True, timeout=30)
+        if verb == "start":
+            wait_for(lambda: listening(self.primary_port), "primary gateway up")
+
+    def answers(self, port: int) -> bool:
+        return httpcheck.answers(f"http://127.0.0.1:{port}/", 1.0)
+
+    def configure(self, **sections: Any) -> None:
+        self.doc = deep_merge(self.doc, sections)
+        self.config_path.write_text(yaml.safe_dump(self.doc))
+
+    def ocf(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "OCF_TELEGRAM_TOKEN": DEFAULT_TOKEN}
+        env.pop("INVOCATION_ID", None)
+        env.pop("JOURNAL_STREAM", None)
+        cmd = [sys.executable, "-m", "openclaw_failover", "--config", str(self.config_path), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
+    def state(self) -> dict[str, Any]:
+        return json.loads((self.state_dir / "state.json").read_text())
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        path = self.state_dir / "events.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        events = [json.loads(line) for line in lines]
+        return [e for e in events if kind is None or e["type"] == kind]
+
+    def texts(self) -> list[str]:
+        return [m.text for m in self.telegram.messages]
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 15) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    srv = SSHServer(tmp_path / "sshd").start()
+    telegram = FakeTelegram()
+    telegram.start()
+    w = World(tmp_path, srv, telegram, free_port(), free_port(), tmp_path / "config.yaml", {})
+    w.doc = {
+        "primary": {
+            "name": "Mac Studio",
+            "host": "127.0.0.1",
+            "ssh": {
+                "user": srv.user,
+                "port": srv.port,
+                "key_file": str(srv.client_key),
+                "known_hosts": str(srv.known_hosts),
+                "connect_timeout": 3,
+            },
+            "gateway": {"health_url": f"http://127.0.0.1:{w.primary_port}/"},
+        },
+        "standby": {
+            "name": "RPi",
+            "gateway": {
+                "health_url": f"http://127.0.0.1:{w.standby_port}/",
+                "start_command": w.standby_cmd("start"),
+                "stop_command": w.standby_cmd("stop"),
+                "start_timeout": 10,
+                "stop_timeout": 10,
+            },
+        },
+        "check": {"retries": 1, "retry_delay": 0.2, "probe_timeout": 2, "deadline": 60},
+        "telegram": {
+            "token": "${OCF_TELEGRAM_TOKEN}",
+            "chat_id": 4242,
+            "base_url": telegram.base_url,
+        },
+        "state_dir": str(w.state_dir),
+    }
+    w.configure()
+    w.primary("start")
+    try:
+        yield w
+    finally:
+        for d in (w.primary_dir, w.standby_dir):
+            subprocess.run([*SERVICE, "stop", "--state-dir", str(d)], timeout=30, check=False)
+        pid = w.state_dir / "gateway.pid"
+        if pid.exists():
+            with contextlib.suppress(OSError, ValueError):
+                os.killpg(int(pid.read_text()), 9)
+        telegram.stop()
+        srv.close()
+
+
+def test_healthy_check_is_silent_and_acts_not(world: World) -> None:
+    r = world.ocf("check")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    st = world.state()
+    assert st["role"] == "primary" and st["last_probe"]["status"] == "healthy"
+    assert st["last_reason"] == "no action: primary healthy"
+    assert not world.answers(world.standby_port)
+    assert world.telegram.messages == [] and world.events("transition") == []
+
+
+def test_gateway_crash_takeover_then_give_back(world: World) -> None:
+    world.primary("stop")  # the gateway crashes: connection refused on its port, SSH fine
+    r = world.ocf("check")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("took over: primary gateway_down for 1 check")
+    assert world.answers(world.standby_port)
+    st = world.state()
+    assert st["role"] == "failover" and st["takeovers"] == 1
+    assert [t for t in world.texts() if "OFFLINE" in t], world.texts()
+    assert "RPi takes over" in world.texts()[0]
+
+    r = world.ocf("check")  # still down: keeps serving, silent
+    assert (r.returncode, r.stdout) == (0, "")
+    assert world.state()["last_reason"] == "no action: serving, primary still gateway_down"
+
+    world.primary("start")
+    r = world.ocf("check")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("gave back: primary healthy for 1 check")
+    assert not world.answers(world.standby_port)
+    st = world.state()
+    assert st["role"] == "primary" and st["givebacks"] == 1 and st["outbox"] == []
+    assert len(world.texts()) == 2 and "ONLINE" in world.texts()[1]
+    assert "sync-back skipped" in world.texts()[1]
+    roles = [(e["from"], e["to"]) for e in world.events("transition")]
+    assert roles == [
+        ("primary", "taking_over"),
+        ("taking_over", "failover"),
+        ("failover", "giving_back"),
+        ("giving_back", "primary"),
+    ]
+
+
+def test_half_alive_primary_is_fenced_and_restarted_at_give_back(world: World) -> None:
+    world.configure(
+        primary={
+            "gateway": {
+                "stop_command": world.primary_cmd("stop"),
+                "start_command": world.primary_cmd("start"),
+            }
+        }
+    )
+    world.primary("stop")
+    world.primary("start", status=503)  # answers, but 5xx: half alive
+    r = world.ocf("check")
+    assert r.returncode == 0, r.stderr
+    assert "took over" in r.stdout and "fenced" in r.stdout
+    assert not world.answers(world.primary_port), "the primary's gateway was not fenced"
+    assert world.state()["fenced"] is True
+    # A fenced primary cannot come back by itself: SSH reaching it is enough.
+    r = world.ocf("check")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("gave back: primary reachable for 1 check")
+    assert world.answers(world.primary_port) and not world.answers(world.standby_port)
+    assert world.state()["fenced"] is False
+
+
+def test_sshd_down_takes_over(world: World) -> None:
+    world.sshd.stop()
+    r = world.ocf("check")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("took over: primary refused for 1 check")
+    assert world.answers(world.standby_port)
+    assert world.state()["last_probe"]["status"] == "refused"
+
+
+def test_changed_host_key_alerts_and_never_takes_over(world: World) -> None:
+    world.sshd.rotate_host_key()  # known_hosts still holds the old key
+    world.primary("stop")
+    r = world.ocf("check")
+    assert r.returncode == 0, r.stderr
+    assert not world.answers(world.standby_port)
+    st = world.state()
+    assert st["role"] == "primary" and st["last_probe"]["status"] == "auth_failed"
+    assert len(world.texts()) == 1 and "Not failing over" in world.texts()[0]
+    r = world.ocf("check")  # alerts at most once per hour
+    assert len(world.texts()) == 1 and world.state()["role"] == "primary"
+
+
+def test_start_command_failing_falls_back_to_direct_start(world: World) -> None:
+    world.standby_dir.mkdir(parents=True, exist_ok=True)
+    (world.standby_dir / "fail-start").touch()
+    world.configure(
+        standby={
+            "gateway": {
+                "fallback_start_command": [*FAKE_GATEWAY, "--port", str(world.standby_port)],
+            }
+        }
+    )
+    world.primary("stop")
+    r = world.ocf("check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("took over: primary gateway_down"), r.stdout
+    assert "local gateway up (fallback)" in json.dumps(world.events("action"))
+    assert world.answers(world.standby_port)
+    pid = int((world.state_dir / "gateway.pid").read_text())
+    assert os.getsid(pid) == pid  # fully detached: its own session
+    steps = world.events("action")[0]["steps"]
+    assert any("Failed to connect to bus" in s for s in steps), steps
+    assert any(s.startswith("fallback start: pid") for s in steps), steps
+
+
+def test_nothing_starts_failover_failed_and_retried(world: World) -> None:
+    world.configure(standby={"gateway": {"start_command": ["false"], "start_timeout": 1}})
+    world.primary("stop")
+    r = world.ocf("check")
+    assert r.returncode == 1
+    assert r.stdout.startswith("takeover failed")
+    assert world.state()["role"] == "taking_over"
+    assert len(world.texts()) == 1 and "FAILOVER FAILED" in world.texts()[0]
+    world.configure(standby={"gateway": {"start_command": world.standby_cmd("start")}})
+    r = world.ocf("check")
+    assert r.returncode == 0 and world.state()["role"] == "failover"
+    assert "OFFLINE" in world.texts()[-1]
+
+
+def test_telegram_down_keeps_the_notice_and_delivers_it_later(world: World) -> None:
+    world.telegram.down()
+    world.primary("stop")
+    r = world.ocf("check")
+    assert r.returncode == 0, r.stderr  # a notification failure never fails the tick
+    st = world.state()
+    assert st["role"] == "failover" and len(st["outbox"]) == 1
+    text = st["outbox"][0]["text"]
+    assert st["outbox"][0]["attempts"] == 1
+    status = json.loads(world.ocf("status", "--json").stdout)
+    assert status["pending_notifications"][0]["kind"] == "took_over"
+    world.telegram.up()
+    r = world.ocf("check")
+    assert world.texts() == [text]  # the original text (and time), once
+    assert world.state()["outbox"] == []
+    world.ocf("check")
+    assert world.texts() == [text]
+
+
+def test_two_concurrent_checks_only_one_acts(world: World) -> None:
+    world.configure(check={"retry_delay": 2})
+    world.primary("stop")
+    env = {**os.environ, "OCF_TELEGRAM_TOKEN": DEFAULT_TOKEN}
+    cmd = [
+        sys.executable,
+        "-m",
+        "openclaw_failover",
+        "--config",
+        str(world.config_path),
+        "-v",
+        "check",
+    ]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=90) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert sum("another check is running" in err for _, err in outs) == 1, outs
+    assert sum("took over" in out for out, _ in outs) == 1, outs
+    starts = [
+        json.loads(line)["verb"]
+        for line in (world.standby_dir / "calls.jsonl").read_text().splitlines()
+    ]
+    assert starts.count("start") == 1
+    assert len(world.events("transition")) == 2  # primary->taking_over->failover, once
+
+
+def test_corrupt_state_while_failed_over_keeps_failover(world: World) -> None:
+    world.primary("stop")
+    assert world.ocf("check").returncode == 0
+    (world.state_dir / "state.json").write_text("{ this is not json")
+    r = world.ocf("-v", "check")
+    assert r.returncode == 0, r.stderr
+    assert "corrupt" in r.stderr and "assuming this standby serves" in r.stderr
+    st = world.state()
+    assert st["role"] == "failover"
+    assert world.answers(world.standby_port)
+    assert list(world.state_dir.glob("state.json.corrupt-*"))
+    assert world.events("reconciled")
+
+
+def test_status_human_and_json(world: World) -> None:
+    world.ocf("check")
+    r = world.ocf("status")
+    assert r.returncode == 0 and "role:           primary" in r.stdout
+    data = json.loads(world.ocf("status", "--json").stdout)
+    assert data["role"] == "primary" and data["last_probe"]["status"] == "healthy"
+    assert data["local_gateway"]["answering"] is False
+    assert DEFAULT_TOKEN not in r.stdout and DEFAULT_TOKEN not in json.dumps(data)
+
+
+def test_dry_run_changes_nothing(world: World) -> None:
+    world.primary("stop")
+    r = world.ocf("check", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("dry run: took over")
+    assert "would notify: OpenClaw on Mac Studio OFFLINE" in r.stdout
+    assert not world.state_dir.exists()
+    assert not world.answers(world.standby_port) and world.telegram.messages == []
+
+
+def test_pause_resume_and_manual_switchover(world: World) -> None:
+    assert world.ocf("pause").returncode == 0
+    world.primary("stop")
+    r = world.ocf("check")
+    assert (r.returncode, r.stdout) == (0, "")
+    assert world.state()["last_reason"] == "paused: primary gateway_down, not acting"
+    assert not world.answers(world.standby_port)
+    assert world.ocf("resume").returncode == 0
+    world.primary("start")
+    r = world.ocf("takeover")  # healthy primary and no stop_command: refused
+    assert r.returncode == 1 and "two gateways" in r.stdout
+    world.configure(
+        primary={
+            "gateway": {
+                "stop_command": world.primary_cmd("stop"),
+                "start_command": world.primary_cmd("start"),
+            }
+        }
+    )
+    r = world.ocf("takeover")
+    assert r.returncode == 0 and "took over: manual takeover" in r.stdout
+    assert world.answers(world.standby_port) and not world.answers(world.primary_port)
+    r = world.ocf("check")  # manual hold: no automatic give-back
+    assert world.state()["role"] == "failover"
+    r = world.ocf("release")
+    assert r.returncode == 0 and r.stdout.startswith("gave back: manual release")
+    assert world.answers(world.primary_port) and not world.answers(world.standby_port)
+
+
+def test_bad_config_exit_2_and_state_untouched(world: World) -> None:
+    world.ocf("check")
+    before = (world.state_dir / "state.json").read_bytes()
+    world.configure(check={"fall": 0, "bogus": 1})
+    r = world.ocf("check")
+    assert r.returncode == 2 and r.stdout == ""
+    assert "At 'check.fall': must be at least 1, got 0" in r.stderr
+    assert "At 'check.bogus': unknown key" in r.stderr
+    assert (world.state_dir / "state.json").read_bytes() == before
+    r = world.ocf("check", "--no-such-flag")
+    assert r.returncode == 2
