@@ -28,7 +28,7 @@ def keys(tmp_path: Path) -> dict[str, str]:
 
 
 def minimal(keys: dict[str, str], **extra: object) -> dict:
-    doc: dict = {"primary": {"host": "10.0.0.1", "ssh": {"user": "u", **keys}}}
+    doc: dict = {"primary": {"host": "127.0.0.9", "ssh": {"user": "u", **keys}}}
     doc.update(extra)
     return doc
 

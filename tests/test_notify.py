@@ -49,7 +49,7 @@ def make_cfg(
     )
     gateway = StandbyGateway(start_command=("true",), stop_command=("true",))
     return Config(
-        primary=PrimaryConfig(host="10.0.0.1", ssh=ssh, name="alpha"),
+        primary=PrimaryConfig(host="127.0.0.9", ssh=ssh, name="alpha"),
         standby=StandbyConfig(gateway=gateway, name="bravo"),
         telegram=TelegramConfig(token=token, chat_id=chat_id, base_url=base_url, timeout=timeout),
         messages=dict(DEFAULT_MESSAGES) if messages is None else messages,

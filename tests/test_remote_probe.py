@@ -76,7 +76,7 @@ def offline_cfg(tmp_path: Path) -> Config:
         known_hosts=known,
         health_url="http://127.0.0.1:18789/",
         state_dir=tmp_path / "state",
-        host="192.0.2.10",
+        host="127.0.0.77",
     )
     doc["telegram"] = {"token": SECRET, "chat_id": 42}
     return parse_config(doc, "test", env={})
@@ -91,19 +91,19 @@ def some_key(tmp_path: Path, name: str) -> paramiko.PKey:
 
 def _refused() -> BaseException:
     return NoValidConnectionsError(
-        {("192.0.2.10", 2222): ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")}
+        {("127.0.0.77", 2222): ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")}
     )
 
 
 def _no_route() -> BaseException:
     return NoValidConnectionsError(
-        {("192.0.2.10", 2222): OSError(errno.EHOSTUNREACH, "No route to host")}
+        {("127.0.0.77", 2222): OSError(errno.EHOSTUNREACH, "No route to host")}
     )
 
 
 CLASSIFY_TABLE: list[tuple[str, Callable[[], BaseException], bool, ProbeStatus, str]] = [
-    ("novalid-refused", _refused, False, S.REFUSED, "connection refused by 192.0.2.10:2222"),
-    ("novalid-noroute", _no_route, False, S.UNREACHABLE, "no route to 192.0.2.10:2222"),
+    ("novalid-refused", _refused, False, S.REFUSED, "connection refused by 127.0.0.77:2222"),
+    ("novalid-noroute", _no_route, False, S.UNREACHABLE, "no route to 127.0.0.77:2222"),
     (
         "refused",
         lambda: ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
@@ -138,7 +138,7 @@ CLASSIFY_TABLE: list[tuple[str, Callable[[], BaseException], bool, ProbeStatus, 
         lambda: socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
         False,
         S.UNREACHABLE,
-        "cannot resolve 192.0.2.10",
+        "cannot resolve 127.0.0.77",
     ),
     (
         "banner-timeout",
@@ -166,17 +166,17 @@ CLASSIFY_TABLE: list[tuple[str, Callable[[], BaseException], bool, ProbeStatus, 
     ),
     (
         "unknown-host",
-        lambda: SSHException("Server '[192.0.2.10]:2222' not found in known_hosts"),
+        lambda: SSHException("Server '[127.0.0.77]:2222' not found in known_hosts"),
         True,
         S.AUTH_FAILED,
-        "host key unknown: [192.0.2.10]:2222 is not in",
+        "host key unknown: [127.0.0.77]:2222 is not in",
     ),
     (
         "auth-failed",
         lambda: AuthenticationException("Authentication failed."),
         True,
         S.AUTH_FAILED,
-        "key rejected: ocf@192.0.2.10:2222 did not accept",
+        "key rejected: ocf@127.0.0.77:2222 did not accept",
     ),
     (
         "auth-type",
@@ -235,10 +235,10 @@ def test_classification_table(
 def test_changed_host_key_names_both_fingerprints(offline_cfg: Config, tmp_path: Path) -> None:
     got, expected = some_key(tmp_path, "new"), some_key(tmp_path, "old")
     err = classify_connect_error(
-        BadHostKeyException("192.0.2.10", got, expected), offline_cfg, after_kex=True
+        BadHostKeyException("127.0.0.77", got, expected), offline_cfg, after_kex=True
     )
     assert err.status is S.AUTH_FAILED
-    assert "host key CHANGED for [192.0.2.10]:2222" in err.detail
+    assert "host key CHANGED for [127.0.0.77]:2222" in err.detail
     assert got.fingerprint in err.detail and expected.fingerprint in err.detail
 
 
@@ -290,12 +290,17 @@ class FakeClient:
         self.closed = True
 
 
+FAKE_SOCKET = object()
+
+
 @pytest.fixture
 def fake_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeClient]]:
     FakeClient.instances = []
     FakeClient.raises = None
     FakeClient.after_kex = False
     monkeypatch.setattr(paramiko, "SSHClient", FakeClient)
+    # No real TCP connection from the unit tests.
+    monkeypatch.setattr(remote, "_tcp_connect", lambda host, port, timeout: FAKE_SOCKET)
     yield FakeClient
 
 
@@ -307,13 +312,15 @@ def test_connect_is_strict_about_host_keys_and_keys(
     calls = dict(client.calls)
     assert calls["load_host_keys"] == str(offline_cfg.primary.ssh.known_hosts)
     assert "load_system_host_keys" not in calls
+    assert isinstance(calls["connect"]["pkey"], paramiko.PKey)  # only the configured key
     assert isinstance(calls["policy"], paramiko.RejectPolicy)
     ssh = offline_cfg.primary.ssh
     assert calls["connect"] == {
-        "hostname": "192.0.2.10",
+        "hostname": "127.0.0.77",
         "port": 2222,
         "username": "ocf",
-        "key_filename": str(ssh.key_file),
+        "pkey": calls["connect"]["pkey"],
+        "sock": FAKE_SOCKET,
         "timeout": ssh.connect_timeout,
         "banner_timeout": ssh.connect_timeout,
         "auth_timeout": ssh.connect_timeout,
@@ -468,13 +475,13 @@ def test_probe_passes_connect_failures_through(
     offline_cfg: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(cfg: Config) -> Any:
-        raise RemoteError(S.REFUSED, "connection refused by 192.0.2.10:2222")
+        raise RemoteError(S.REFUSED, "connection refused by 127.0.0.77:2222")
 
     monkeypatch.setattr(remote, "connect", refuse)
     result = probe_primary(offline_cfg, NO_MASK)
     assert (result.status, result.detail, result.method) == (
         S.REFUSED,
-        "connection refused by 192.0.2.10:2222",
+        "connection refused by 127.0.0.77:2222",
         "",
     )
     assert result.latency >= 0

@@ -8,13 +8,13 @@ answer below 500 means the gateway is alive (older OpenClaw versions answer
 
 from __future__ import annotations
 
-import http.client
+import re
 import socket
 from typing import Any
 from urllib.parse import urlsplit
 
 # A connected socket or anything socket-like (a paramiko Channel): it needs
-# sendall, makefile, settimeout and close.
+# sendall, recv, settimeout and close.
 SocketLike = Any
 
 
@@ -33,31 +33,49 @@ def is_alive(status: int) -> bool:
     return 100 <= status < 500
 
 
-class _SockConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, sock: SocketLike, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self.sock = sock
+class NoAnswer(ConnectionError):
+    """The connection closed before an HTTP status line arrived."""
 
-    def connect(self) -> None:  # the socket is already connected
-        return None
+
+class BadAnswer(OSError):
+    """Something answered, but not with an HTTP status line."""
+
+
+_STATUS_LINE = re.compile(rb"HTTP/\d(?:\.\d)? (\d{3})(?:[ \r\n]|$)")
+MAX_LINE = 4096
 
 
 def get_status_over(sock: SocketLike, url: str, timeout: float) -> int:
     """Send ``GET url`` over an already connected socket-like object; return the status.
 
-    Raises OSError (including socket.timeout) or http.client.HTTPException.
+    Only the status line is read (HTTP/1.0, ``Connection: close``), so a tick
+    needs no HTTP library.  Raises OSError: socket.timeout, NoAnswer, BadAnswer.
     """
     host, port, path = split_url(url)
     sock.settimeout(timeout)
-    conn = _SockConnection(host, port, sock, timeout)
-    try:
-        conn.request(
-            "GET", path, headers={"User-Agent": "openclaw-failover", "Connection": "close"}
-        )
-        resp = conn.getresponse()
-        return resp.status
-    finally:
-        conn.close()
+    hostport = host if port in (80, 443) else f"{host}:{port}"
+    request = (
+        f"GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: openclaw-failover\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    sock.sendall(request.encode("utf-8"))
+    line = _read_line(sock)
+    match = _STATUS_LINE.match(line)
+    if not match:
+        raise BadAnswer(f"not an HTTP answer: {line[:60]!r}")
+    return int(match.group(1))
+
+
+def _read_line(sock: SocketLike) -> bytes:
+    data = b""
+    while b"\n" not in data and len(data) < MAX_LINE:
+        chunk = sock.recv(MAX_LINE)
+        if not chunk:
+            if data:
+                break
+            raise NoAnswer("connection closed without an HTTP answer")
+        data += chunk
+    return data.split(b"\n", 1)[0]
 
 
 def get_status(url: str, timeout: float) -> int:
@@ -71,12 +89,15 @@ def get_status(url: str, timeout: float) -> int:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         sock = ctx.wrap_socket(sock, server_hostname=host)
-    return get_status_over(sock, url, timeout)
+    try:
+        return get_status_over(sock, url, timeout)
+    finally:
+        sock.close()
 
 
 def answers(url: str, timeout: float) -> bool:
     """True when something at ``url`` gives an HTTP answer below 500."""
     try:
         return is_alive(get_status(url, timeout))
-    except (OSError, http.client.HTTPException):
+    except (OSError, ValueError):
         return False

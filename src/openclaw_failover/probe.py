@@ -14,7 +14,6 @@ Imports stay light: no telegram, database or requests modules on this path.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import logging
 import re
 import time
@@ -25,7 +24,7 @@ from paramiko.ssh_exception import ChannelException, SSHException
 
 from openclaw_failover import remote
 from openclaw_failover.config import Config
-from openclaw_failover.httpcheck import get_status_over, is_alive, split_url
+from openclaw_failover.httpcheck import BadAnswer, NoAnswer, get_status_over, is_alive, split_url
 from openclaw_failover.model import CommandResult, ProbeResult, ProbeStatus
 from openclaw_failover.runner import Masker
 
@@ -121,7 +120,7 @@ def _probe_direct(cfg: Config, client: paramiko.SSHClient) -> _Outcome:
         return _Outcome(ProbeStatus.GATEWAY_DOWN, why, DIRECT)
     try:
         status = get_status_over(chan, url, timeout)
-    except (OSError, EOFError, SSHException, http.client.HTTPException) as exc:
+    except (OSError, EOFError, SSHException) as exc:
         if not transport.is_active():
             return _lost(cfg)
         why = _http_failure(exc, timeout)
@@ -135,12 +134,10 @@ def _probe_direct(cfg: Config, client: paramiko.SSHClient) -> _Outcome:
 def _http_failure(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError):
         return f"no HTTP answer within {timeout:g}s"
-    if isinstance(exc, http.client.RemoteDisconnected):
+    if isinstance(exc, NoAnswer):
         return "connection closed without an HTTP answer"
-    if isinstance(exc, http.client.BadStatusLine):
+    if isinstance(exc, BadAnswer):
         return "garbage instead of an HTTP answer"
-    if isinstance(exc, http.client.HTTPException):
-        return f"bad HTTP answer ({type(exc).__name__})"
     return f"no HTTP answer ({remote.describe(exc)})"
 
 

@@ -113,7 +113,8 @@ class Tick:
         if decision.refused:
             result.status = ExitStatus.ACTION_FAILED
         state = self._transition(state, decision.state, decision.reason)
-        self._persist(state)
+        if decision.actions:  # the intent first: a tick killed while acting is resumed
+            self._persist(state)
         state = self._act(state, decision, result)
         state = self._deliver(state)
         state.last_reason = result.reason
