@@ -179,6 +179,18 @@ def test_healthy_check_is_silent_and_acts_not(world: World) -> None:
     assert world.telegram.messages == [] and world.events("transition") == []
 
 
+def test_healthy_tick_imports_neither_telegram_nor_psycopg(world: World) -> None:
+    code = (
+        "import sys; from openclaw_failover.cli import main; "
+        f"rc = main(['--config', {str(world.config_path)!r}, 'check']); "
+        "print(rc, [m for m in ('telegram', 'psycopg', 'requests', 'httpx') if m in sys.modules])"
+    )
+    env = {**os.environ, "OCF_TELEGRAM_TOKEN": DEFAULT_TOKEN}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "0 []", out.stdout + out.stderr
+    assert world.state()["last_probe"]["status"] == "healthy"
+
+
 def test_gateway_crash_takeover_then_give_back(world: World) -> None:
     world.primary("stop")  # the gateway crashes: connection refused on its port, SSH fine
     r = world.ocf("check")
