@@ -1,7 +1,7 @@
 """Load and validate the YAML configuration.
 
-The schema below is declarative: every key has a type, a default (or is
-required) and a one-line description.  Validation walks the whole document and
+The schema below (see schema.py) is declarative: every key has a type, a default
+(or is required) and a one-line description.  Validation walks the whole document and
 collects *every* problem as ``At 'a.b': message`` before giving up, so a user
 fixes their file in one go.  ``${VAR}`` in any string value is replaced from
 the environment, so secrets stay out of the file.
@@ -10,18 +10,16 @@ the environment, so secrets stay out of the file.
 from __future__ import annotations
 
 import os
-import re
-import shlex
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
-Command = tuple[str, ...]
+from openclaw_failover.schema import Command, Key, Schema, Validator
+from openclaw_failover.schema import iter_keys as _iter_keys
 
 SEARCH_PATHS = (
     "~/.config/openclaw-failover/config.yaml",
@@ -148,22 +146,6 @@ class Config:
 # --------------------------------------------------------------------------- schema
 
 
-@dataclass(frozen=True)
-class Key:
-    """One leaf of the schema."""
-
-    kind: str  # str | int | number | bool | command | path | url | chat | choice
-    doc: str
-    default: Any = None
-    required: bool = False
-    minimum: float | None = None
-    choices: tuple[str, ...] = ()
-    must_exist: bool = False
-    secret: bool = False
-
-
-Schema = dict[str, "Key | Schema"]
-
 SSH_SCHEMA: Schema = {
     "user": Key("str", "SSH user on the primary", required=True),
     "port": Key("int", "SSH port", 22, minimum=1),
@@ -240,171 +222,11 @@ NOT_BUILT = {
     "files": "sync-back of workspace files is not built yet (issue #3); remove this section",
 }
 
-_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
 
 # --------------------------------------------------------------------------- validation
 
 
-class _Validator:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[str] = []
-
-    def err(self, path: str, msg: str) -> None:
-        self.problems.append(f"At '{path}': {msg}")
-
-    def section(self, schema: Schema, data: Any, path: str) -> dict[str, Any]:
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            self.err(path or "<top>", f"expected a mapping, got {_typename(data)}")
-            return {}
-        out: dict[str, Any] = {}
-        for key in data:
-            if key not in schema:
-                where = f"{path}.{key}" if path else str(key)
-                if not path and key in NOT_BUILT:
-                    self.err(where, NOT_BUILT[key])
-                else:
-                    self.err(where, f"unknown key (expected one of: {', '.join(schema)})")
-        for key, sub in schema.items():
-            where = f"{path}.{key}" if path else key
-            present = key in data and data[key] is not None
-            if isinstance(sub, dict):
-                if not path and key in OPTIONAL_SECTIONS and not present:
-                    out[key] = None
-                else:
-                    out[key] = self.section(sub, data.get(key), where)
-            elif not present:
-                if sub.required:
-                    self.err(where, "required key is missing")
-                out[key] = self.leaf(sub, sub.default, where) if sub.default is not None else None
-            else:
-                out[key] = self.leaf(sub, data[key], where)
-        return out
-
-    def leaf(self, key: Key, value: Any, path: str) -> Any:
-        before = len(self.problems)
-        value = self.expand(value, path)
-        if len(self.problems) > before:  # an unset ${VAR}: one error is enough
-            return None
-        check = _CHECKS[key.kind]
-        try:
-            result = check(key, value)
-        except ValueError as exc:
-            self.err(path, str(exc))
-            return None
-        if key.minimum is not None and isinstance(result, int | float) and result < key.minimum:
-            self.err(path, f"must be at least {key.minimum:g}, got {result}")
-        if key.must_exist and isinstance(result, Path) and not result.is_file():
-            self.err(path, f"file not found: {result}")
-        return result
-
-    def expand(self, value: Any, path: str) -> Any:
-        if isinstance(value, list):
-            return [self.expand(v, path) for v in value]
-        if not isinstance(value, str):
-            return value
-
-        def sub(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if name not in self.env:
-                self.err(path, f"environment variable {name} is not set")
-                return ""
-            return self.env[name]
-
-        return _ENV_RE.sub(sub, value)
-
-
-def _typename(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "true/false"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _as_str(key: Key, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected a non-empty string, got {_typename(value)}")
-    return value
-
-
-def _as_int(key: Key, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected a whole number, got {_typename(value)}")
-    return value
-
-
-def _as_number(key: Key, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number of seconds, got {_typename(value)}")
-    return float(value)
-
-
-def _as_bool(key: Key, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {_typename(value)}")
-    return value
-
-
-def _as_choice(key: Key, value: Any) -> str:
-    if value not in key.choices:
-        raise ValueError(f"expected one of {', '.join(key.choices)}, got {value!r}")
-    return str(value)
-
-
-def _as_path(key: Key, value: Any) -> Path:
-    return Path(_as_str(key, value)).expanduser()
-
-
-def _as_url(key: Key, value: Any) -> str:
-    text = _as_str(key, value)
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an http:// or https:// URL, got {text!r}")
-    return text
-
-
-def _as_chat(key: Key, value: Any) -> int | str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"-?\d+|@\w{4,}", value.strip()):
-        text = value.strip()
-        return int(text) if text.lstrip("-").isdigit() else text
-    raise ValueError("expected a numeric chat id or @channelname")
-
-
-def _as_command(key: Key, value: Any) -> Command:
-    if isinstance(value, str):
-        try:
-            argv = shlex.split(value)
-        except ValueError as exc:
-            raise ValueError(f"cannot split command: {exc}") from None
-    elif isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
-        argv = [str(v) for v in value]
-    else:
-        raise ValueError(
-            f"expected a command string or a list of arguments, got {_typename(value)}"
-        )
-    if not argv or not argv[0]:
-        raise ValueError("command is empty")
-    return tuple(argv)
-
-
-_CHECKS: dict[str, Callable[[Key, Any], Any]] = {
-    "str": _as_str,
-    "int": _as_int,
-    "number": _as_number,
-    "bool": _as_bool,
-    "choice": _as_choice,
-    "path": _as_path,
-    "url": _as_url,
-    "chat": _as_chat,
-    "command": _as_command,
-}
-
-
-def _check_templates(v: _Validator, messages: dict[str, Any] | None) -> None:
+def _check_templates(v: Validator, messages: dict[str, Any] | None) -> None:
     for name, text in (messages or {}).items():
         if not isinstance(text, str):
             continue
@@ -455,7 +277,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
 
 
 def parse_config(data: Any, source: str, env: Mapping[str, str]) -> Config:
-    v = _Validator(env)
+    v = Validator(env, optional_sections=OPTIONAL_SECTIONS, not_built=NOT_BUILT)
     doc = v.section(SCHEMA, data if data is not None else {}, "")
     _check_templates(v, doc.get("messages"))
     if v.problems:
@@ -492,12 +314,5 @@ def _build(doc: dict[str, Any], source: str) -> Config:
 
 
 def iter_keys(schema: Schema = SCHEMA, prefix: str = "") -> list[tuple[str, Key]]:
-    """Every leaf key of the schema as (dotted path, Key): for docs and tests."""
-    out: list[tuple[str, Key]] = []
-    for name, sub in schema.items():
-        path = f"{prefix}.{name}" if prefix else name
-        if isinstance(sub, dict):
-            out += iter_keys(sub, path)
-        else:
-            out.append((path, sub))
-    return out
+    """Every leaf key of the config schema as (dotted path, Key): for docs and tests."""
+    return _iter_keys(schema, prefix)

@@ -1,0 +1,216 @@
+"""A small declarative schema for YAML documents.
+
+Every leaf is a :class:`Key` with a kind, a default (or ``required``) and a
+one-line description.  :class:`Validator` walks a whole document and collects
+*every* problem as ``At 'a.b': message``, so a user fixes their file in one go;
+``${VAR}`` in any string is replaced from the environment first.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+Command = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One leaf of the schema."""
+
+    kind: str  # str | int | number | bool | command | path | url | chat | choice
+    doc: str
+    default: Any = None
+    required: bool = False
+    minimum: float | None = None
+    choices: tuple[str, ...] = ()
+    must_exist: bool = False
+    secret: bool = False
+
+
+Schema = dict[str, "Key | Schema"]
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Validator:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        optional_sections: frozenset[str] = frozenset(),
+        not_built: Mapping[str, str] | None = None,
+    ) -> None:
+        self.env = env
+        self.optional_sections = optional_sections
+        self.not_built = dict(not_built or {})
+        self.problems: list[str] = []
+
+    def err(self, path: str, msg: str) -> None:
+        self.problems.append(f"At '{path}': {msg}")
+
+    def section(self, schema: Schema, data: Any, path: str) -> dict[str, Any]:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            self.err(path or "<top>", f"expected a mapping, got {_typename(data)}")
+            return {}
+        out: dict[str, Any] = {}
+        for key in data:
+            if key not in schema:
+                where = f"{path}.{key}" if path else str(key)
+                if not path and key in self.not_built:
+                    self.err(where, self.not_built[key])
+                else:
+                    self.err(where, f"unknown key (expected one of: {', '.join(schema)})")
+        for key, sub in schema.items():
+            where = f"{path}.{key}" if path else key
+            present = key in data and data[key] is not None
+            if isinstance(sub, dict):
+                if not path and key in self.optional_sections and not present:
+                    out[key] = None
+                else:
+                    out[key] = self.section(sub, data.get(key), where)
+            elif not present:
+                if sub.required:
+                    self.err(where, "required key is missing")
+                out[key] = self.leaf(sub, sub.default, where) if sub.default is not None else None
+            else:
+                out[key] = self.leaf(sub, data[key], where)
+        return out
+
+    def leaf(self, key: Key, value: Any, path: str) -> Any:
+        before = len(self.problems)
+        value = self.expand(value, path)
+        if len(self.problems) > before:  # an unset ${VAR}: one error is enough
+            return None
+        check = CHECKS[key.kind]
+        try:
+            result = check(key, value)
+        except ValueError as exc:
+            self.err(path, str(exc))
+            return None
+        if key.minimum is not None and isinstance(result, int | float) and result < key.minimum:
+            self.err(path, f"must be at least {key.minimum:g}, got {result}")
+        if key.must_exist and isinstance(result, Path) and not result.is_file():
+            self.err(path, f"file not found: {result}")
+        return result
+
+    def expand(self, value: Any, path: str) -> Any:
+        if isinstance(value, list):
+            return [self.expand(v, path) for v in value]
+        if not isinstance(value, str):
+            return value
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in self.env:
+                self.err(path, f"environment variable {name} is not set")
+                return ""
+            return self.env[name]
+
+        return _ENV_RE.sub(sub, value)
+
+
+def _typename(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "true/false"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _as_str(key: Key, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a non-empty string, got {_typename(value)}")
+    return value
+
+
+def _as_int(key: Key, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a whole number, got {_typename(value)}")
+    return value
+
+
+def _as_number(key: Key, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number of seconds, got {_typename(value)}")
+    return float(value)
+
+
+def _as_bool(key: Key, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {_typename(value)}")
+    return value
+
+
+def _as_choice(key: Key, value: Any) -> str:
+    if value not in key.choices:
+        raise ValueError(f"expected one of {', '.join(key.choices)}, got {value!r}")
+    return str(value)
+
+
+def _as_path(key: Key, value: Any) -> Path:
+    return Path(_as_str(key, value)).expanduser()
+
+
+def _as_url(key: Key, value: Any) -> str:
+    text = _as_str(key, value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL, got {text!r}")
+    return text
+
+
+def _as_chat(key: Key, value: Any) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?\d+|@\w{4,}", value.strip()):
+        text = value.strip()
+        return int(text) if text.lstrip("-").isdigit() else text
+    raise ValueError("expected a numeric chat id or @channelname")
+
+
+def _as_command(key: Key, value: Any) -> Command:
+    if isinstance(value, str):
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split command: {exc}") from None
+    elif isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        argv = [str(v) for v in value]
+    else:
+        raise ValueError(
+            f"expected a command string or a list of arguments, got {_typename(value)}"
+        )
+    if not argv or not argv[0]:
+        raise ValueError("command is empty")
+    return tuple(argv)
+
+
+CHECKS: dict[str, Callable[[Key, Any], Any]] = {
+    "str": _as_str,
+    "int": _as_int,
+    "number": _as_number,
+    "bool": _as_bool,
+    "choice": _as_choice,
+    "path": _as_path,
+    "url": _as_url,
+    "chat": _as_chat,
+    "command": _as_command,
+}
+
+
+def iter_keys(schema: Schema, prefix: str = "") -> list[tuple[str, Key]]:
+    """Every leaf key of the schema as (dotted path, Key): for docs and tests."""
+    out: list[tuple[str, Key]] = []
+    for name, sub in schema.items():
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(sub, dict):
+            out += iter_keys(sub, path)
+        else:
+            out.append((path, sub))
+    return out
