@@ -107,6 +107,23 @@ def test_take_over_goes_on_when_fencing_fails_but_says_so() -> None:
     assert out.ok and not out.fenced and "exit 1: boom" in out.steps[0]
 
 
+def test_manual_take_over_aborts_when_fencing_fails() -> None:
+    local, remote = FakeLocal(), FakeRemote(ok=False)
+    out = actor(make_cfg(fence=True), local, remote, FakeProbe([S.HEALTHY])).run(
+        TakeOver(fence=True, why="manual", strict=True)
+    )
+    assert out.aborted and not out.ok and local.calls == []
+    assert "not taking over" in out.detail
+
+
+def test_take_over_aborts_when_the_fenced_gateway_comes_back() -> None:
+    local, remote = FakeLocal(), FakeRemote()
+    out = actor(make_cfg(fence=True), local, remote, FakeProbe([S.HEALTHY])).run(
+        TakeOver(fence=True, why="x")
+    )
+    assert out.aborted and local.calls == [] and "KeepAlive" in out.detail
+
+
 def test_take_over_fails_when_nothing_answers() -> None:
     local = FakeLocal(start_ok=[False])
     out = actor(make_cfg(), local, FakeRemote(), FakeProbe([S.UNREACHABLE])).run(

@@ -131,6 +131,26 @@ def test_auth_failure_alerts_once_per_hour_and_never_fails_over(status: ProbeSta
     assert kinds(d3.actions) == ["Notify:auth_failure"]
 
 
+def test_a_second_gateway_while_primary_serves_is_reported_once() -> None:
+    cfg = make_cfg()
+    d = decide(State(), obs(S.HEALTHY, local_up=True), cfg, NOW)
+    assert kinds(d.actions) == ["Notify:two_gateways"] and "two bots" in d.reason
+    assert d.state.role is Role.PRIMARY
+    d = decide(d.state, obs(S.HEALTHY, local_up=True), cfg, NOW + 60)
+    assert d.actions == []
+
+
+def test_cannot_check_still_finishes_an_interrupted_takeover() -> None:
+    d = decide(State(role=Role.TAKING_OVER), obs(S.AUTH_FAILED), make_cfg(), NOW)
+    assert kinds(d.actions) == ["Notify:auth_failure", "TakeOver"]
+    assert d.actions[1].fence is False
+
+
+def test_cannot_check_still_restarts_our_own_gateway() -> None:
+    d = decide(State(role=Role.FAILOVER), obs(S.PROBE_ERROR, local_up=False), make_cfg(), NOW)
+    assert kinds(d.actions) == ["Notify:auth_failure", "RestartLocal"]
+
+
 def test_paused_observes_but_never_acts() -> None:
     d = decide(State(paused=True), obs(S.UNREACHABLE), make_cfg(), NOW)
     assert d.actions == [] and d.state.role is Role.PRIMARY
@@ -178,6 +198,24 @@ def test_fenced_primary_counts_as_back_when_ssh_works() -> None:
     assert d.actions == [GiveBack(unfence=True, why="primary reachable for 1 check")]
 
 
+def test_fenced_primary_without_start_command_waits_for_a_healthy_gateway() -> None:
+    cfg = make_cfg(fence=False)  # no primary start_command: we cannot restart it
+    d = decide(failover(fenced=True), obs(S.GATEWAY_DOWN, local_up=True), cfg, NOW)
+    assert d.actions == []
+    d = decide(failover(fenced=True), obs(S.HEALTHY, local_up=True), cfg, NOW)
+    assert kinds(d.actions) == ["GiveBack"]
+
+
+def test_failed_unfence_is_retried_once_per_alert_interval() -> None:
+    cfg = make_cfg(fence=True)
+    s = failover(fenced=True, unfence_failed_at=NOW)
+    assert decide(s, obs(S.GATEWAY_DOWN, local_up=True), cfg, NOW + 60).actions == []
+    d = decide(s, obs(S.GATEWAY_DOWN, local_up=True), cfg, NOW + 3600)
+    assert kinds(d.actions) == ["GiveBack"]
+    d = decide(s, obs(S.HEALTHY, local_up=True), cfg, NOW + 60)  # restarted by hand
+    assert kinds(d.actions) == ["GiveBack"]
+
+
 def test_unfenced_primary_with_gateway_down_is_not_back() -> None:
     d = decide(failover(), obs(S.GATEWAY_DOWN, local_up=True), make_cfg(), NOW)
     assert d.actions == []
@@ -219,8 +257,16 @@ def test_manual_takeover_of_healthy_primary_needs_fencing() -> None:
     d = decide(State(), obs(S.HEALTHY), make_cfg(fence=False), NOW, request="takeover")
     assert d.refused and d.actions == [] and "two gateways" in d.reason
     d = decide(State(), obs(S.HEALTHY), make_cfg(fence=True), NOW, request="takeover")
-    assert d.actions[0] == TakeOver(fence=True, why="manual takeover (primary healthy)")
+    assert d.actions[0] == TakeOver(
+        fence=True, why="manual takeover (primary healthy)", strict=True
+    )
     assert d.state.manual_hold
+
+
+@pytest.mark.parametrize("status", [S.AUTH_FAILED, S.PROBE_ERROR])
+def test_manual_takeover_refused_when_primary_cannot_be_checked(status: ProbeStatus) -> None:
+    d = decide(State(), obs(status), make_cfg(fence=True), NOW, request="takeover")
+    assert d.refused and d.actions == [] and d.state.role is Role.PRIMARY
 
 
 def test_manual_takeover_holds_until_release() -> None:
@@ -254,6 +300,23 @@ def test_takeover_success_records_failover_and_notifies() -> None:
     assert s.role is Role.FAILOVER and s.fenced and s.takeovers == 1
     assert [n.kind for n in notes] == ["took_over"]
     assert reason == "took over: primary gateway_down for 1 check; primary's gateway fenced"
+
+
+def test_aborted_takeover_returns_to_primary_silently() -> None:
+    a = TakeOver(fence=True, why="manual takeover (primary healthy)", strict=True)
+    s0 = State(role=Role.TAKING_OVER, manual_hold=True)
+    s, notes, reason = settle(
+        s0, a, Outcome(ok=False, aborted=True, detail="fence failed"), make_cfg(), NOW
+    )
+    assert s.role is Role.PRIMARY and not s.manual_hold and notes == []
+    assert reason == "takeover aborted, nothing started: fence failed"
+
+
+def test_settle_does_not_change_its_input() -> None:
+    s0 = State(role=Role.TAKING_OVER)
+    before = replace(s0)
+    settle(s0, TakeOver(False, "x"), Outcome(ok=False, detail="boom"), make_cfg(), NOW)
+    assert s0 == before and s0.last_alert_at == {}
 
 
 def test_takeover_failure_notifies_once_per_interval() -> None:
@@ -295,7 +358,7 @@ def test_giveback_undone_when_primary_cannot_restart() -> None:
     s, _notes, _ = settle(
         State(role=Role.GIVING_BACK, fenced=True), GiveBack(True, "x"), o, make_cfg(), NOW
     )
-    assert s.role is Role.FAILOVER and s.fenced
+    assert s.role is Role.FAILOVER and s.fenced and s.unfence_failed_at == NOW
 
 
 def test_giveback_leaving_nobody_serving_takes_over_again() -> None:
@@ -350,11 +413,18 @@ def _outcome(action: object, ok: bool, flag: bool) -> Outcome:
     return Outcome(ok=ok, fenced=ok and flag)
 
 
-@settings(max_examples=300, deadline=None)
-@given(cfg=configs, seq=ticks, paused=st.booleans())
-def test_properties_over_random_ticks(cfg: Config, seq: list, paused: bool) -> None:
-    state = State(paused=paused)
-    failed_run = 0
+@settings(max_examples=500, deadline=None)
+@given(
+    cfg=configs,
+    seq=ticks,
+    paused=st.booleans(),
+    role=st.sampled_from(list(Role)),
+    fenced=st.booleans(),
+)
+def test_properties_over_random_ticks(
+    cfg: Config, seq: list, paused: bool, role: Role, fenced: bool
+) -> None:
+    state = State(role=role, paused=paused, fenced=fenced and role is not Role.PRIMARY)
     now = NOW
     for statuses_, local_up, request, ok, flag in seq:
         now += 30
@@ -372,12 +442,12 @@ def test_properties_over_random_ticks(cfg: Config, seq: list, paused: bool) -> N
         # paused never acts (unless the user asked by hand)
         if before.paused and request is None:
             assert runnable == [] and d.state.role == before.role
-        # auth_failed / probe_error never fail over
+        # auth_failed / probe_error never start a failover (an interrupted one is finished)
         if final in (S.AUTH_FAILED, S.PROBE_ERROR) and request is None:
-            assert not any(isinstance(a, TakeOver) for a in runnable)
             assert d.state.role == before.role
+            if before.role is not Role.TAKING_OVER:
+                assert not any(isinstance(a, TakeOver) for a in runnable)
         # never fail over from primary before `fall` failed ticks
-        failed_run = failed_run + 1 if final.is_failure else 0 if final is S.HEALTHY else failed_run
         if (
             before.role is Role.PRIMARY
             and request is None

@@ -425,6 +425,27 @@ def test_slow_fallback_is_not_started_twice(world: Env) -> None:
     assert not any(s.startswith("fallback start:") for s in second.steps)
 
 
+def test_live_fallback_is_awaited_before_start_command_runs_again(world: Env) -> None:
+    world.fail_service()
+    slow = world.config(
+        fallback_start_command=world.fallback("--delay-start", "2"), start_timeout=0.3
+    )
+    assert not world.gateway(slow).start().ok
+    pid = read_pid(world.state / "gateway.pid")
+    (world.svc / "fail").unlink()  # systemctl works again: it must still not be run
+    calls_before = len(world.service_calls())
+    patient = dataclasses.replace(
+        slow,
+        standby=StandbyConfig(
+            gateway=dataclasses.replace(slow.standby.gateway, start_timeout=20.0)
+        ),
+    )
+    second = world.gateway(patient).start()
+    assert second.ok and second.method == "fallback", second.steps
+    assert len(world.service_calls()) == calls_before
+    assert read_pid(world.state / "gateway.pid") == pid
+
+
 # --------------------------------------------------------------------------- stop
 
 

@@ -119,3 +119,31 @@ def test_deadline_is_cleared_after_the_block() -> None:
     with deadline(0.2):
         pass
     time.sleep(0.4)  # no alarm fires after the block
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"last_alert_at": None},
+        {"paused": "false"},
+        {"since": "yesterday"},
+        {"failed_ticks": 1.5},
+        {"outbox": [{"id": "a", "kind": "k", "text": "t", "created_at": 1, "next_try_at": "x"}]},
+        {"outbox": "nope"},
+        {"last_alert_at": {"auth_failure": "now"}},
+    ],
+)
+def test_fields_of_the_wrong_type_are_corruption(tmp_path: Path, fields: dict) -> None:
+    store = StateStore(tmp_path)
+    store.path.write_text(
+        json.dumps({"schema_version": SCHEMA_VERSION, "role": "failover", **fields})
+    )
+    state, warning = store.load()
+    assert state is None and warning and "corrupt" in warning
+
+
+def test_bytes_that_are_not_utf8_are_corruption(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    store.path.write_bytes(b'{"schema_version": 1, "role": "\xff\xfe"}')
+    state, warning = store.load()
+    assert state is None and warning and "not UTF-8" in warning

@@ -21,6 +21,7 @@ from openclaw_failover.runner import Masker
 
 log = logging.getLogger(__name__)
 
+FENCE_SETTLE = 2.0  # seconds before checking that a fenced gateway stays down
 SYNC_NOT_CONFIGURED = (
     "sync-back skipped: not built yet (issue #3), standby data stays on the standby"
 )
@@ -76,6 +77,9 @@ class Actor:
         fenced = False
         if action.fence:
             fenced = self._fence(steps)
+            problem = self._fence_problem(fenced, action.strict, steps)
+            if problem:
+                return Outcome(ok=False, aborted=True, detail=problem, steps=steps)
         out = self.local.start()
         steps += out.steps
         if not out.ok:
@@ -92,6 +96,30 @@ class Actor:
         if not res.ok:
             log.warning("could not fence the primary's gateway: %s", res.summary())
         return res.ok and not self.dry_run
+
+    def _fence_problem(self, fenced: bool, strict: bool, steps: list[str]) -> str:
+        """Why the takeover must stop here, or "" to go on.
+
+        A manual takeover (``strict``) needs the fence; any fence must hold: a
+        gateway that answers again (macOS KeepAlive restarting it) would make two.
+        """
+        if self.dry_run:
+            return ""
+        if not fenced:
+            if strict:
+                return "could not stop the primary's gateway; not taking over (two gateways)"
+            return ""
+        assert self.probe is not None
+        self.sleep(FENCE_SETTLE)
+        result = self.probe(self.cfg, self.mask)
+        if result.status is ProbeStatus.HEALTHY:
+            steps.append(f"primary's gateway answers again after fencing ({result.detail})")
+            return (
+                "the primary's gateway answers again after stop_command (restarted by "
+                "launchd KeepAlive? use the disabling form); not taking over"
+            )
+        steps.append(f"fence holds: primary {result.status}")
+        return ""
 
     # ------------------------------------------------------------------ give back
 

@@ -173,6 +173,8 @@ def _set_paused(c: Context, paused: bool) -> None:
                 gw = LocalGateway(cfg, mask=Masker(cfg.secrets), env=c.environment.env)
                 state, how = reconcile(gw.is_up(), now)
                 log.warning("%s; %s", warning, how)
+                aside = store.set_aside()
+                store.event("reconciled", warning=warning, result=how, kept_as=str(aside or ""))
             state = replace(state, paused=paused, paused_since=now if paused else None)
             store.save(state)
             store.event("paused" if paused else "resumed")

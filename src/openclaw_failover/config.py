@@ -40,6 +40,8 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "{detail} ({time})",
     "auth_failure": "ALERT: {standby} cannot check {primary}: {detail}. "
     "Not failing over; fix SSH access. ({time})",
+    "two_gateways": "WARNING: {primary} serves, but a gateway also answers on {standby}: "
+    "two bots may poll Telegram. ocf did not start it; stop it. ({time})",
     "primary_back": "{primary} is reachable again; failback is manual: "
     "run 'ocf release' on {standby}. ({time})",
 }

@@ -10,6 +10,7 @@ Roles and the only transitions between them::
     primary --(fall failed ticks | ocf takeover)--> taking_over
     taking_over --(local gateway answering)--> failover
     taking_over --(primary healthy again)--> giving_back
+    taking_over --(aborted before anything started: fencing did not hold)--> primary
     failover --(rise healthy ticks, failback auto | ocf release)--> giving_back
     giving_back --(local stopped, synced back)--> primary
     giving_back --(give-back undone: primary could not restart)--> failover
@@ -29,6 +30,7 @@ TRANSITIONS: frozenset[tuple[Role, Role]] = frozenset(
         (Role.PRIMARY, Role.TAKING_OVER),
         (Role.TAKING_OVER, Role.FAILOVER),
         (Role.TAKING_OVER, Role.GIVING_BACK),
+        (Role.TAKING_OVER, Role.PRIMARY),
         (Role.FAILOVER, Role.GIVING_BACK),
         (Role.GIVING_BACK, Role.PRIMARY),
         (Role.GIVING_BACK, Role.FAILOVER),
@@ -46,6 +48,7 @@ class TakeOver:
 
     fence: bool
     why: str  # "primary unreachable for 2 checks"
+    strict: bool = False  # manual: abort unless fencing succeeded
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Outcome:
     sync_summary: str = ""
     unfenced: bool = False  # GiveBack: the primary's gateway was restarted
     restored_local: bool = False  # GiveBack undone: local gateway serving again
+    aborted: bool = False  # TakeOver: stopped before starting anything (fencing did not hold)
     steps: list[str] = field(default_factory=list)
 
 
@@ -106,30 +110,28 @@ def should_retry(state: State | None, result: ProbeResult) -> bool:
     return state is None or state.role in (Role.PRIMARY, Role.GIVING_BACK)
 
 
-def wants_local_check(state: State | None) -> bool:
-    """Whether the tick needs to know if the local gateway answers."""
-    return state is None or state.role is not Role.PRIMARY
-
-
 def reconcile(local_up: bool, now: float) -> tuple[State, str]:
     """A fresh state from reality, when the state file was missing or corrupt."""
     if local_up:
-        state = State(role=Role.FAILOVER, since=now, manual_hold=False)
+        state = State(role=Role.FAILOVER, since=now)
         return state, "local gateway is answering: assuming this standby serves (failover)"
     return State(role=Role.PRIMARY, since=now), "local gateway is not answering: assuming primary"
 
 
-def _due(state: State, kind: str, cfg: Config, now: float) -> bool:
-    last = state.last_alert_at.get(kind)
-    return last is None or now - last >= cfg.check.alert_interval
-
-
-def _alert(state: State, kind: str, cfg: Config, now: float, **kw: str) -> list[Action]:
+def _alert(
+    state: State, kind: str, cfg: Config, now: float, **kw: str
+) -> tuple[State, list[Action]]:
     """A rate-limited notice: at most one per ``check.alert_interval`` per kind."""
-    if not _due(state, kind, cfg, now):
-        return []
-    state.last_alert_at = {**state.last_alert_at, kind: now}
-    return [Notify(kind, **kw)]
+    last = state.last_alert_at.get(kind)
+    if last is not None and now - last < cfg.check.alert_interval:
+        return state, []
+    return replace(state, last_alert_at={**state.last_alert_at, kind: now}), [Notify(kind, **kw)]
+
+
+def _forget_alerts(state: State, *kinds: str) -> State:
+    return replace(
+        state, last_alert_at={k: v for k, v in state.last_alert_at.items() if k not in kinds}
+    )
 
 
 def _checks(n: int) -> str:
@@ -150,9 +152,19 @@ def _enter(state: State, role: Role, now: float) -> State:
     return replace(state, role=role, since=now)
 
 
-def _primary_back(state: State, status: ProbeStatus) -> bool:
-    """Has the primary returned?  A fenced primary cannot answer by itself: SSH is enough."""
-    return status is ProbeStatus.HEALTHY or (state.fenced and status.ssh_ok)
+def _primary_back(s: State, status: ProbeStatus, cfg: Config, now: float) -> bool:
+    """Has the primary returned?
+
+    A fenced primary cannot answer by itself: SSH reaching it is enough when we
+    can restart its gateway (``primary.gateway.start_command``).  After a failed
+    restart we try again only once per ``alert_interval`` (no stop/start churn
+    every check); a gateway started by hand counts at once.
+    """
+    if status is ProbeStatus.HEALTHY:
+        return True
+    if not (s.fenced and status.ssh_ok and cfg.primary.gateway.start_command is not None):
+        return False
+    return s.unfence_failed_at is None or now - s.unfence_failed_at >= cfg.check.alert_interval
 
 
 def _can_fence(cfg: Config, status: ProbeStatus) -> bool:
@@ -165,7 +177,11 @@ def _can_fence(cfg: Config, status: ProbeStatus) -> bool:
 def decide(
     state: State, obs: Observation, cfg: Config, now: float, request: str | None = None
 ) -> Decision:
-    """One tick of the state machine.  ``request`` is None, "takeover" or "release"."""
+    """One tick of the state machine.  ``request`` is None, "takeover" or "release".
+
+    A manual request is the user's explicit word, so it is carried out also while
+    paused; an automatic decision never is.
+    """
     result = obs.final
     s = replace(state, last_probe=_probe_record(result, now), last_tick_at=now)
     if request == "takeover":
@@ -175,7 +191,7 @@ def decide(
     if s.paused:
         return Decision(s, [], f"paused: primary {result.status}, not acting")
     if result.status in (ProbeStatus.AUTH_FAILED, ProbeStatus.PROBE_ERROR):
-        return _cannot_check(s, result, cfg, now)
+        return _cannot_check(s, obs, cfg, now)
     handler = {
         Role.PRIMARY: _in_primary,
         Role.TAKING_OVER: _in_taking_over,
@@ -185,21 +201,38 @@ def decide(
     return handler(s, obs, cfg, now)
 
 
-def _cannot_check(s: State, r: ProbeResult, cfg: Config, now: float) -> Decision:
-    actions = _alert(s, "auth_failure", cfg, now, detail=f"{r.status}: {r.detail}")
+def _cannot_check(s: State, obs: Observation, cfg: Config, now: float) -> Decision:
+    """The primary cannot be judged: never fail over, alert; but keep our own side right."""
+    r = obs.final
+    s, actions = _alert(s, "auth_failure", cfg, now, detail=f"{r.status}: {r.detail}")
     sent = "alert sent" if actions else "alert already sent"
-    serving = " (still serving)" if s.role is not Role.PRIMARY else ""
-    return Decision(
-        s, actions, f"no action{serving}: cannot check {cfg.primary.name} ({r.detail}); {sent}"
-    )
+    why = f"cannot check {cfg.primary.name} ({r.detail}); {sent}"
+    if s.role is Role.TAKING_OVER:  # decided on real evidence before: finish it
+        return Decision(
+            s,
+            [*actions, TakeOver(fence=False, why="finishing an interrupted takeover")],
+            f"finishing takeover: {why}",
+        )
+    if s.role is Role.FAILOVER and obs.local_up is False:
+        return Decision(s, [*actions, RestartLocal()], f"restarting the local gateway: {why}")
+    serving = " (still serving)" if s.role is Role.FAILOVER else ""
+    return Decision(s, actions, f"no action{serving}: {why}")
 
 
 def _in_primary(s: State, obs: Observation, cfg: Config, now: float) -> Decision:
     r = obs.final
-    if r.status is ProbeStatus.HEALTHY:
-        s = replace(s, failed_ticks=0)
-        return Decision(s, [], "no action: primary healthy")
-    return _count_failure(s, r, cfg, now, waiting="primary")
+    if r.status is not ProbeStatus.HEALTHY:
+        return _count_failure(s, r, cfg, now, waiting="primary")
+    s = replace(s, failed_ticks=0)
+    if obs.local_up:
+        s, actions = _alert(s, "two_gateways", cfg, now)
+        return Decision(
+            s,
+            actions,
+            "primary healthy, but a gateway also answers on this standby: "
+            "two bots may poll Telegram (not started by ocf; stop it)",
+        )
+    return Decision(s, [], "no action: primary healthy")
 
 
 def _count_failure(s: State, r: ProbeResult, cfg: Config, now: float, waiting: str) -> Decision:
@@ -227,7 +260,7 @@ def _in_taking_over(s: State, obs: Observation, cfg: Config, now: float) -> Deci
 
 def _in_failover(s: State, obs: Observation, cfg: Config, now: float) -> Decision:
     r = obs.final
-    if not _primary_back(s, r.status):
+    if not _primary_back(s, r.status, cfg, now):
         s = replace(s, healthy_ticks=0)
         if obs.local_up is False:
             return Decision(
@@ -238,7 +271,7 @@ def _in_failover(s: State, obs: Observation, cfg: Config, now: float) -> Decisio
         return Decision(s, [], f"no action: serving, primary still {r.status}")
     n = s.healthy_ticks + 1
     s = replace(s, healthy_ticks=n, failed_ticks=0)
-    back = "reachable" if s.fenced else "healthy"
+    back = "healthy" if r.status is ProbeStatus.HEALTHY else "reachable"
     if n < cfg.check.rise:
         return Decision(s, [], f"serving: primary {back} ({n}/{cfg.check.rise} checks)")
     if s.manual_hold or cfg.check.failback == "manual":
@@ -254,7 +287,7 @@ def _in_failover(s: State, obs: Observation, cfg: Config, now: float) -> Decisio
 
 def _in_giving_back(s: State, obs: Observation, cfg: Config, now: float) -> Decision:
     r = obs.final
-    if _primary_back(s, r.status):
+    if _primary_back(s, r.status, cfg, now):
         why = f"primary {r.status}"
         return Decision(s, [GiveBack(unfence=s.fenced, why=why)], f"retrying give-back: {why}")
     return _count_failure(s, r, cfg, now, waiting="give-back pending")
@@ -263,24 +296,33 @@ def _in_giving_back(s: State, obs: Observation, cfg: Config, now: float) -> Deci
 def _manual_takeover(s: State, r: ProbeResult, cfg: Config, now: float) -> Decision:
     if s.role is Role.FAILOVER:
         return Decision(replace(s, manual_hold=True), [], "no action: already serving")
+    if r.status in (ProbeStatus.AUTH_FAILED, ProbeStatus.PROBE_ERROR):
+        return Decision(
+            s,
+            [],
+            f"refused: cannot check the primary ({r.status}: {r.detail}), so taking over "
+            "could run two gateways",
+            refused=True,
+        )
     fence = _can_fence(cfg, r.status)
     if r.status is ProbeStatus.HEALTHY and not fence:
         return Decision(
             s,
             [],
-            "refused: the primary's gateway is healthy and primary.gateway.stop_command is not "
-            "set, so taking over would run two gateways",
+            "refused: the primary's gateway is healthy and primary.gateway.stop_command is "
+            "not set, so taking over would run two gateways",
             refused=True,
         )
     s = replace(_enter(s, Role.TAKING_OVER, now), manual_hold=True, failed_ticks=0)
     why = f"manual takeover (primary {r.status})"
-    return Decision(s, [TakeOver(fence=fence, why=why)], f"taking over: {why}")
+    return Decision(s, [TakeOver(fence=fence, why=why, strict=True)], f"taking over: {why}")
 
 
 def _manual_release(s: State, r: ProbeResult, cfg: Config, now: float) -> Decision:
     if s.role is Role.PRIMARY:
         return Decision(s, [], "no action: the primary already serves")
-    if not _primary_back(s, r.status):
+    fenced_ok = s.fenced and r.status.ssh_ok and cfg.primary.gateway.start_command is not None
+    if not (r.status is ProbeStatus.HEALTHY or fenced_ok):
         return Decision(
             s,
             [],
@@ -288,8 +330,9 @@ def _manual_release(s: State, r: ProbeResult, cfg: Config, now: float) -> Decisi
             refused=True,
         )
     s = replace(_enter(s, Role.GIVING_BACK, now), manual_hold=False)
-    why = "manual release"
-    return Decision(s, [GiveBack(unfence=s.fenced, why=why)], f"giving back: {why}")
+    return Decision(
+        s, [GiveBack(unfence=s.fenced, why="manual release")], "giving back: manual release"
+    )
 
 
 # --------------------------------------------------------------------------- settle
@@ -306,8 +349,8 @@ def settle(
     if isinstance(action, RestartLocal):
         if outcome.ok:
             return state, [], "restarted the local gateway"
-        notes = _alert(state, "failover_failed", cfg, now, detail=outcome.detail)
-        return state, _notifies(notes), f"could not restart the local gateway: {outcome.detail}"
+        s, notes = _alert(state, "failover_failed", cfg, now, detail=outcome.detail)
+        return s, _notifies(notes), f"could not restart the local gateway: {outcome.detail}"
     return state, [], ""
 
 
@@ -319,17 +362,20 @@ def _settle_takeover(
     s: State, a: TakeOver, o: Outcome, cfg: Config, now: float
 ) -> tuple[State, list[Notify], str]:
     s = replace(s, fenced=s.fenced or o.fenced)
+    if o.aborted:
+        s = replace(_enter(s, Role.PRIMARY, now), manual_hold=False, failed_ticks=0)
+        return s, [], f"takeover aborted, nothing started: {o.detail}"
     if not o.ok:
-        notes = _alert(s, "failover_failed", cfg, now, reason=a.why, detail=o.detail)
+        s, notes = _alert(s, "failover_failed", cfg, now, reason=a.why, detail=o.detail)
         return s, _notifies(notes), f"takeover failed: {o.detail}; retrying next check"
     s = replace(
-        _enter(s, Role.FAILOVER, now),
+        _forget_alerts(_enter(s, Role.FAILOVER, now), "failover_failed"),
         failed_ticks=0,
         healthy_ticks=0,
         takeovers=s.takeovers + 1,
         back_notified=False,
+        unfence_failed_at=None,
     )
-    s.last_alert_at = {k: v for k, v in s.last_alert_at.items() if k != "failover_failed"}
     fenced = "; primary's gateway fenced" if o.fenced else ""
     return s, [Notify("took_over", reason=a.why)], f"took over: {a.why}{fenced}"
 
@@ -338,36 +384,34 @@ def _settle_giveback(
     s: State, a: GiveBack, o: Outcome, cfg: Config, now: float
 ) -> tuple[State, list[Notify], str]:
     if o.restored_local:
-        s = replace(_enter(s, Role.FAILOVER, now), healthy_ticks=0)
-        notes = _alert(s, "giveback_failed", cfg, now, detail=o.detail)
+        s = replace(_enter(s, Role.FAILOVER, now), healthy_ticks=0, unfence_failed_at=now)
+        s, notes = _alert(s, "giveback_failed", cfg, now, detail=o.detail)
         return s, _notifies(notes), f"give-back undone, still serving: {o.detail}"
     if a.unfence and not o.unfenced and o.local_stopped:
         # The primary's gateway did not restart and neither did ours: nobody serves.
-        s = _enter(s, Role.TAKING_OVER, now)
-        notes = _alert(s, "giveback_failed", cfg, now, detail=o.detail)
+        s = replace(_enter(s, Role.TAKING_OVER, now), unfence_failed_at=now)
+        s, notes = _alert(s, "giveback_failed", cfg, now, detail=o.detail)
         return (
             s,
             _notifies(notes),
             f"give-back failed, nobody serves: {o.detail}; taking over again",
         )
     if o.unfenced:
-        s = replace(s, fenced=False)
+        s = replace(s, fenced=False, unfence_failed_at=None)
     if not o.local_stopped:
-        notes = _alert(s, "giveback_failed", cfg, now, detail=o.detail)
+        s, notes = _alert(s, "giveback_failed", cfg, now, detail=o.detail)
         return s, _notifies(notes), f"give-back failed: {o.detail}; retrying next check"
     if not o.sync_ok:
-        notes = _alert(s, "syncback_failed", cfg, now, detail=o.sync_summary)
+        s, notes = _alert(s, "syncback_failed", cfg, now, detail=o.sync_summary)
         return s, _notifies(notes), f"sync-back failed: {o.sync_summary}; retrying next check"
     s = replace(
-        _enter(s, Role.PRIMARY, now),
+        _forget_alerts(_enter(s, Role.PRIMARY, now), "giveback_failed", "syncback_failed"),
         fenced=False,
         failed_ticks=0,
         healthy_ticks=0,
         givebacks=s.givebacks + 1,
         manual_hold=False,
         back_notified=False,
+        unfence_failed_at=None,
     )
-    s.last_alert_at = {
-        k: v for k, v in s.last_alert_at.items() if k not in ("giveback_failed", "syncback_failed")
-    }
     return s, [Notify("gave_back", reason=a.why, detail=o.sync_summary)], f"gave back: {a.why}"

@@ -103,6 +103,14 @@ class LocalGateway:
         return out
 
     def _start(self, out: GatewayOutcome, t0: float) -> None:
+        live = self._live_fallback_pid(out.steps) if self.gw.fallback_start_command else None
+        if live is not None:
+            # A fallback from an earlier start is still coming up: starting the
+            # service as well could run two gateways.  Wait for it instead.
+            out.method = "fallback"
+            out.steps.append(f"fallback already running: pid {live}; not starting another")
+            out.ok = self._await_up(out, t0, live)
+            return
         res = self._run(self.gw.start_command)
         out.steps.append(f"start_command: {_describe(res)}")
         if res.ok:
@@ -120,11 +128,7 @@ class LocalGateway:
             out.steps.append(f"start_command failed ({_describe(res)}), no fallback configured")
             return
         out.method = "fallback"
-        pid = self._live_fallback_pid(out.steps)
-        if pid is not None:
-            out.steps.append(f"fallback already running: pid {pid}; not starting another")
-        else:
-            pid = self._launch(self.gw.fallback_start_command, out.steps)
+        pid = self._launch(self.gw.fallback_start_command, out.steps)
         if pid is not None:
             out.ok = self._await_up(out, t0, pid)
 

@@ -44,6 +44,7 @@ class State:
     fenced: bool = False  # we stopped the primary's gateway over SSH
     manual_hold: bool = False  # took over by hand: no automatic give-back
     back_notified: bool = False  # "primary back, failback is manual" already sent
+    unfence_failed_at: float | None = None  # last failed restart of a fenced primary's gateway
     takeovers: int = 0
     givebacks: int = 0
     last_probe: dict[str, Any] | None = None
@@ -67,16 +68,68 @@ class State:
             raise ValueError(f"schema_version {version!r}, expected {SCHEMA_VERSION}")
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
+        _check_types(kwargs, _STATE_TYPES, "")
+        outbox = kwargs.get("outbox", [])
+        if not isinstance(outbox, list) or not all(isinstance(n, dict) for n in outbox):
+            raise ValueError("outbox is not a list of notices")
+        for i, notice in enumerate(outbox):
+            _check_types(notice, _NOTICE_TYPES, f"outbox[{i}].")
+        alerts = kwargs.get("last_alert_at", {})
+        if not isinstance(alerts, dict) or not all(_is_number(v) for v in alerts.values()):
+            raise ValueError("last_alert_at is not a mapping of times")
         try:
             kwargs["role"] = Role(kwargs.get("role", "primary"))
-            kwargs["outbox"] = [Notice(**n) for n in kwargs.get("outbox", [])]
-            state = cls(**kwargs)
+            kwargs["outbox"] = [Notice(**n) for n in outbox]
+            return cls(**kwargs)
         except (TypeError, ValueError) as exc:
             raise ValueError(str(exc)) from None
-        for name in ("failed_ticks", "healthy_ticks", "takeovers", "givebacks"):
-            if not isinstance(getattr(state, name), int):
-                raise ValueError(f"{name} is not a whole number")
-        return state
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_TYPES: dict[str, Any] = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": _is_number,
+    "number?": lambda v: v is None or _is_number(v),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "dict?": lambda v: v is None or isinstance(v, dict),
+}
+_STATE_TYPES = {
+    "role": "str",
+    "since": "number",
+    "paused": "bool",
+    "paused_since": "number?",
+    "failed_ticks": "int",
+    "healthy_ticks": "int",
+    "fenced": "bool",
+    "manual_hold": "bool",
+    "back_notified": "bool",
+    "unfence_failed_at": "number?",
+    "takeovers": "int",
+    "givebacks": "int",
+    "last_probe": "dict?",
+    "last_tick_at": "number?",
+    "last_reason": "str",
+}
+_NOTICE_TYPES = {
+    "id": "str",
+    "kind": "str",
+    "text": "str",
+    "created_at": "number",
+    "attempts": "int",
+    "last_error": "str",
+    "next_try_at": "number",
+}
+
+
+def _check_types(data: dict[str, Any], types: dict[str, str], prefix: str) -> None:
+    """Raise ValueError naming the first field of the wrong type (a corrupt file)."""
+    for name, kind in types.items():
+        if name in data and not _TYPES[kind](data[name]):
+            raise ValueError(f"{prefix}{name} has the wrong type ({type(data[name]).__name__})")
 
 
 class StateStore:
@@ -98,6 +151,8 @@ class StateStore:
             return None, f"state file {self.path} is missing"
         except OSError as exc:
             return None, f"state file {self.path} is unreadable ({exc.strerror})"
+        except UnicodeDecodeError:
+            return None, f"state file {self.path} is corrupt (not UTF-8 text)"
         if not raw.strip():
             return None, f"state file {self.path} is empty"
         try:

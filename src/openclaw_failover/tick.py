@@ -11,19 +11,19 @@ from __future__ import annotations
 import enum
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from openclaw_failover import notify
 from openclaw_failover.config import Config
 from openclaw_failover.decide import (
+    Action,
     Decision,
     Notify,
     decide,
     reconcile,
     settle,
     should_retry,
-    wants_local_check,
 )
 from openclaw_failover.lock import Busy, DeadlineExceeded, deadline, exclusive
 from openclaw_failover.model import Notice, Observation, ProbeResult
@@ -65,6 +65,7 @@ class Tick:
 
     def __post_init__(self) -> None:
         self.mask = Masker(self.cfg.secrets)
+        self._ends_at = time.monotonic() + self.cfg.check.deadline
         self.store = StateStore(self.cfg.state_dir)
         if self.probe is None:
             from openclaw_failover.probe import probe_primary
@@ -95,6 +96,7 @@ class Tick:
             return TickResult(status, "another check is running")
 
     def _guarded(self) -> TickResult:
+        self._ends_at = time.monotonic() + self.cfg.check.deadline
         try:
             with deadline(self.cfg.check.deadline):
                 return self._tick()
@@ -112,7 +114,10 @@ class Tick:
         result = TickResult(ExitStatus.OK, decision.reason, state=decision.state)
         if decision.refused:
             result.status = ExitStatus.ACTION_FAILED
-        state = self._transition(state, decision.state, decision.reason)
+        # Notices join the outbox before the state that caused them is saved, so a
+        # tick killed from here on can never lose one.
+        new = self._queue(decision.state, decision.actions, now)
+        state = self._transition(state, new, decision.reason)
         if decision.actions:  # the intent first: a tick killed while acting is resumed
             self._persist(state)
         state = self._act(state, decision, result)
@@ -126,7 +131,7 @@ class Tick:
     # ------------------------------------------------------------------ stages
 
     def observe(self, state: State | None) -> Observation:
-        """Probe the primary (with retries where it matters) and, if needed, the local gateway."""
+        """Probe the primary (with retries where it matters) and the local gateway."""
         assert self.probe is not None
         attempts = [self.probe(self.cfg, self.mask)]
         while should_retry(state, attempts[-1]) and len(attempts) <= self.cfg.check.retries:
@@ -138,8 +143,7 @@ class Tick:
             )
             self.sleep(self.cfg.check.retry_delay)
             attempts.append(self.probe(self.cfg, self.mask))
-        local_up = self.actor.local.is_up() if wants_local_check(state) else None
-        return Observation(tuple(attempts), local_up)
+        return Observation(tuple(attempts), self.actor.local.is_up())
 
     def _reconciled(self, warning: str | None, obs: Observation, now: float) -> State:
         local_up = obs.local_up if obs.local_up is not None else self.actor.local.is_up()
@@ -151,15 +155,14 @@ class Tick:
         return state
 
     def _act(self, state: State, decision: Decision, result: TickResult) -> State:
-        now = self.clock()
         for action in decision.actions:
             if isinstance(action, Notify):
-                state = self._queue(state, action, now)
-                continue
+                continue  # queued already
             result.acted = True
             started = time.monotonic()
             outcome = self.actor.run(action)
-            new, notes, reason = settle(state, action, outcome, self.cfg, self.clock())
+            now = self.clock()
+            new, notes, reason = settle(state, action, outcome, self.cfg, now)
             result.steps += outcome.steps
             result.reason = reason
             if not outcome.ok:
@@ -172,19 +175,21 @@ class Tick:
                 steps=outcome.steps,
                 duration=round(time.monotonic() - started, 3),
             )
-            state = self._transition(state, new, reason)
+            state = self._transition(state, self._queue(new, notes, now), reason)
             self._persist(state)
-            for note in notes:
-                state = self._queue(state, note, now)
         result.notices = [n.text for n in state.outbox]
         return state
 
-    def _queue(self, state: State, note: Notify, now: float) -> State:
-        notice = notify.new_notice(
-            self.cfg, note.kind, reason=note.reason, detail=note.detail, now=now
-        )
-        self._event("notice_queued", kind=notice.kind, id=notice.id, text=notice.text)
-        return replace(state, outbox=[*state.outbox, notice])
+    def _queue(self, state: State, actions: Sequence[Action], now: float) -> State:
+        """Render every Notify among ``actions`` into the state's outbox."""
+        notices = [
+            notify.new_notice(self.cfg, a.kind, reason=a.reason, detail=a.detail, now=now)
+            for a in actions
+            if isinstance(a, Notify)
+        ]
+        for notice in notices:
+            self._event("notice_queued", kind=notice.kind, id=notice.id, text=notice.text)
+        return replace(state, outbox=[*state.outbox, *notices]) if notices else state
 
     def _deliver(self, state: State) -> State:
         if not state.outbox:
@@ -194,6 +199,12 @@ class Tick:
                 log.info("notice not sent (no telegram section): %s", notice.text)
                 self._event("notice_dropped", kind=notice.kind, id=notice.id, why="no telegram")
             return replace(state, outbox=[])
+        left = self._ends_at - time.monotonic() - 1.0
+        if left < 1.0:
+            log.warning("no time left before the deadline to send notices; kept for the next check")
+            return state
+        telegram = replace(self.cfg.telegram, timeout=min(self.cfg.telegram.timeout, left / 4))
+        cfg = replace(self.cfg, telegram=telegram)
         box = list(state.outbox)
 
         def on_sent(notice: Notice) -> None:
@@ -202,7 +213,7 @@ class Tick:
             self._persist(replace(state, outbox=list(box)))
 
         report = notify.deliver(
-            self.cfg,
+            cfg,
             list(box),
             now=self.clock(),
             dry_run=self.dry_run,
