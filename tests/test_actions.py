@@ -292,3 +292,23 @@ def test_missing_state_reconciles_to_failover_when_local_answers(tmp_path: Path)
     assert result.state is not None and result.state.role is Role.FAILOVER
     assert result.reason == "no action: serving, primary still unreachable"
     assert State().role is Role.PRIMARY
+
+
+def test_a_tick_killed_while_sending_keeps_the_notice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openclaw_failover import notify
+    from openclaw_failover.config import TelegramConfig
+
+    cfg = tick_cfg(tmp_path, deadline=4)
+    cfg = Config(**{**cfg.__dict__, "telegram": TelegramConfig("1:x", 1, "http://127.0.0.1:9/bot")})
+
+    def hang(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(10)
+
+    monkeypatch.setattr(notify, "deliver", hang)
+    result = mocked_tick(cfg, FakeProbe([S.AUTH_FAILED]), FakeLocal()).run()
+    assert result.status is ExitStatus.ACTION_FAILED and "deadline" in result.reason
+    state = StateStore(tmp_path).load()[0]
+    assert state is not None and state.last_alert_at.get("auth_failure") is not None
+    assert [n.kind for n in state.outbox] == ["auth_failure"]
