@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.harness.fixtures"]
+pytest_plugins = ["tests.harness.fixtures", "tests.harness.pg_fixtures"]
 
 
 @pytest.hookimpl(hookwrapper=True)

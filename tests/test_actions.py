@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from openclaw_failover.actions import SYNC_NOT_CONFIGURED, Actor
+from openclaw_failover.actions import Actor
 from openclaw_failover.config import Config, PrimaryGateway
 from openclaw_failover.decide import GiveBack, RestartLocal, TakeOver
 from openclaw_failover.gateway import GatewayOutcome
 from openclaw_failover.model import CommandResult, ProbeResult, ProbeStatus
 from openclaw_failover.runner import Masker
 from openclaw_failover.state import Role, State, StateStore
+from openclaw_failover.syncback import NOT_CONFIGURED as SYNC_NOT_CONFIGURED
 from openclaw_failover.tick import ExitStatus, Tick
 from tests.test_decide import make_cfg
 

@@ -122,10 +122,37 @@ def test_missing_key_file_is_named(tmp_path: Path) -> None:
     assert "At 'primary.ssh.known_hosts': file not found" in info.value.render()
 
 
-def test_sync_sections_refused_until_built(keys: dict[str, str]) -> None:
-    with pytest.raises(
-        ConfigError, match=r"At 'database': sync-back of database rows is not built"
-    ):
+def test_database_and_files_sections(keys: dict[str, str]) -> None:
+    doc = minimal(
+        keys,
+        database={
+            "primary_dsn": "host=127.0.0.9 dbname=memu user=memu password=${PGPASS}",
+            "standby_dsn": "postgresql://postgres:s%40fe@127.0.0.1:5433/memu",
+        },
+        files=[{"path": "~/ws/memory/", "remote_path": "~/ws/memory/"}],
+    )
+    cfg = parse_config(doc, "c", {"PGPASS": "hunter22"})
+    assert cfg.database and cfg.database.subscription == "memu_sub" and cfg.database.tables == ()
+    assert cfg.files[0].path == Path("~/ws/memory/").expanduser()
+    assert cfg.files[0].remote_path == "~/ws/memory/"
+    assert set(cfg.secrets) == {"hunter22", "s@fe"}
+
+
+def test_without_sync_sections_sync_is_off(keys: dict[str, str]) -> None:
+    cfg = parse_config(minimal(keys), "c", {})
+    assert cfg.database is None and cfg.files == ()
+
+
+def test_files_errors_name_the_item(keys: dict[str, str]) -> None:
+    doc = minimal(keys, files=[{"path": "a", "remote_path": "b"}, {"path": "c", "remot": "d"}])
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc, "c", {})
+    text = info.value.render()
+    assert "At 'files[1].remot': unknown key" in text
+    assert "At 'files[1].remote_path': required key is missing" in text
+    with pytest.raises(ConfigError, match=r"At 'files': expected a list, got a mapping"):
+        parse_config(minimal(keys, files={"path": "a"}), "c", {})
+    with pytest.raises(ConfigError, match=r"At 'database.standby_dsn': required key is missing"):
         parse_config(minimal(keys, database={"primary_dsn": "x"}), "c", {})
 
 
@@ -175,10 +202,12 @@ def test_example_config_documents_every_key_and_loads(keys: dict[str, str]) -> N
         for part in path.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         leaf = path.split(".")[-1]
-        if node is not None or re.search(rf"^\s*#?\s*{leaf}:", text, re.M):
+        if node is not None or re.search(rf"^\s*#?\s*(-\s*)?{leaf}:", text, re.M):
             documented.add(path)
     missing = {p for p, _ in iter_keys()} - documented
     assert not missing, f"keys not documented in config.example.yaml: {sorted(missing)}"
     doc["primary"]["ssh"].update(keys)
-    cfg = parse_config(doc, "config.example.yaml", {"OCF_TELEGRAM_TOKEN": "1:abc"})
+    env = {"OCF_TELEGRAM_TOKEN": "1:abc", "MEMU_PASSWORD": "pw-from-env"}
+    cfg = parse_config(doc, "config.example.yaml", env)
+    assert cfg.database and "pw-from-env" in cfg.secrets
     assert cfg.primary.gateway.stop_command == ("openclaw", "gateway", "stop")

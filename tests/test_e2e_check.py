@@ -429,3 +429,40 @@ def test_bad_config_exit_2_and_state_untouched(world: World) -> None:
     assert (world.state_dir / "state.json").read_bytes() == before
     r = world.ocf("check", "--no-such-flag")
     assert r.returncode == 2
+
+
+@pytest.mark.parametrize("memu_pair", ["pg18", "mixed"], indirect=True)
+def test_takeover_and_give_back_with_row_sync_back(world: World, memu_pair: Any) -> None:
+    from tests.harness.pg import write_memory
+
+    pair = memu_pair
+    world.configure(database={"primary_dsn": pair.primary.dsn(), "standby_dsn": pair.standby.dsn()})
+    with pair.primary.connect() as p:
+        write_memory(p, summary="before")
+    pair.wait_caught_up()
+    world.primary("stop")
+    r = world.ocf("check")
+    assert r.returncode == 0 and r.stdout.startswith("took over"), r.stdout + r.stderr
+    assert any("disabled subscription memu_sub" in s for s in world.events("action")[0]["steps"])
+    with pair.standby.connect() as s:
+        assert s.execute("SELECT subenabled FROM pg_subscription").fetchone() == (False,)
+        mine = write_memory(s, summary="written while the standby served", category="Work")
+    with pair.primary.connect() as p:
+        write_memory(p, summary="written on the primary meanwhile", category="work")
+    world.primary("start")
+    r = world.ocf("check")
+    assert r.returncode == 0 and r.stdout.startswith("gave back"), r.stdout + r.stderr
+    notice = world.texts()[-1]
+    assert "rows synced back: 3 inserted" in notice and "1 merged by unique key" in notice
+    with pair.primary.connect() as p:
+        assert p.execute(
+            "SELECT 1 FROM memory_items WHERE id = %s", [mine["memory_item_id"]]
+        ).fetchone()
+    pair.assert_equal()
+    with pair.primary.connect() as p:
+        write_memory(p, summary="after give-back")
+    pair.wait_caught_up()
+    pair.assert_equal()
+    assert pair.apply_error_count() == 0
+    status = json.loads(world.ocf("status", "--json").stdout)
+    assert status["role"] == "primary" and "rows" in status["sync_back"]

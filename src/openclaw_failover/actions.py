@@ -22,9 +22,6 @@ from openclaw_failover.runner import Masker
 log = logging.getLogger(__name__)
 
 FENCE_SETTLE = 2.0  # seconds before checking that a fenced gateway stays down
-SYNC_NOT_CONFIGURED = (
-    "sync-back skipped: not built yet (issue #3), standby data stays on the standby"
-)
 
 RemoteRun = Callable[..., CommandResult]
 Probe = Callable[[Config, Masker], ProbeResult]
@@ -80,6 +77,7 @@ class Actor:
             problem = self._fence_problem(fenced, action.strict, steps)
             if problem:
                 return Outcome(ok=False, aborted=True, detail=problem, steps=steps)
+        steps += self._prepare_sync()
         out = self.local.start()
         steps += out.steps
         if not out.ok:
@@ -163,9 +161,30 @@ class Actor:
             steps=steps,
         )
 
+    def _prepare_sync(self) -> list[str]:
+        """Before serving: stop applying the primary's changes, note the workspace files."""
+        if self.dry_run:
+            return ["would disable the subscription"] if self.cfg.database else []
+        steps = []
+        if self.cfg.database:
+            from openclaw_failover.syncback import disable_subscription
+
+            steps.append(disable_subscription(self.cfg, self.mask))
+        if self.cfg.files:
+            from openclaw_failover.filesync import take_manifest
+
+            try:
+                steps.append(f"workspace manifest: {take_manifest(self.cfg)}")
+            except OSError as exc:
+                steps.append(f"could not record the workspace manifest: {exc.strerror or exc}")
+        return steps
+
     def sync_back(self) -> tuple[bool, str]:
-        """Sync-back of rows and files is issue #3; until then it is skipped, and says so."""
-        return True, SYNC_NOT_CONFIGURED
+        """Rows and files standby -> primary (after the local gateway stopped)."""
+        from openclaw_failover.syncback import sync_back
+
+        report = sync_back(self.cfg, mask=self.mask, dry_run=self.dry_run)
+        return report.ok, report.summary()
 
     def _unfence(self, steps: list[str]) -> tuple[bool, str]:
         assert self.probe is not None

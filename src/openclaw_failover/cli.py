@@ -186,6 +186,43 @@ def _set_paused(c: Context, paused: bool) -> None:
 
 
 @cli.command()
+@click.option("--dry-run", "-n", is_flag=True, help="Count what would be synced; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_verbose_option
+@pass_ctx
+def syncback(c: Context, dry_run: bool, as_json: bool) -> None:
+    """Sync back rows and workspace files standby -> primary, then repair replication.
+
+    While this standby still serves, only the merge into the primary runs; the
+    standby is made equal to the primary (and its subscription re-enabled) at
+    give-back, or by running this again once the primary serves.
+    """
+    from openclaw_failover.lock import Busy, exclusive
+    from openclaw_failover.state import Role
+    from openclaw_failover.syncback import sync_back
+
+    cfg = c.config()
+    c.setup_logging(cfg, to_file=not dry_run)
+    mask = Masker(cfg.secrets)
+    progress = None if as_json else (lambda line: click.echo(line, err=True))
+    try:
+        with exclusive(cfg.state_dir, wait=cfg.check.deadline):
+            state, _ = StateStore(cfg.state_dir).load()
+            serving = state is not None and state.role in (Role.FAILOVER, Role.TAKING_OVER)
+            report = sync_back(cfg, mask=mask, dry_run=dry_run, serving=serving, progress=progress)
+    except Busy:
+        raise Failed("another check is running; try again") from None
+    if not dry_run and not report.skipped:
+        StateStore(cfg.state_dir).event("syncback", ok=report.ok, summary=report.summary())
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True, default=str))
+    else:
+        click.echo("\n".join(report.lines()) if not report.skipped else report.summary())
+    if not report.ok:
+        raise Failed(report.summary())
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def status(c: Context, as_json: bool) -> None:

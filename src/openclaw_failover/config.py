@@ -10,15 +10,17 @@ the environment, so secrets stay out of the file.
 from __future__ import annotations
 
 import os
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from openclaw_failover.schema import Command, Key, Schema, Validator
+from openclaw_failover.schema import Command, Key, ListOf, Schema, Validator
 from openclaw_failover.schema import iter_keys as _iter_keys
 
 SEARCH_PATHS = (
@@ -130,6 +132,21 @@ class TelegramConfig:
 
 
 @dataclass(frozen=True)
+class DatabaseConfig:
+    primary_dsn: str
+    standby_dsn: str
+    subscription: str = "memu_sub"
+    tables: tuple[str, ...] = ()  # empty: every table the subscription's publications carry
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class FileRoot:
+    path: Path  # on the standby
+    remote_path: str  # on the primary, "~/" allowed
+
+
+@dataclass(frozen=True)
 class Config:
     primary: PrimaryConfig
     standby: StandbyConfig
@@ -137,12 +154,37 @@ class Config:
     telegram: TelegramConfig | None = None
     state_dir: Path = field(default_factory=lambda: Path(DEFAULT_STATE_DIR).expanduser())
     messages: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MESSAGES))
+    database: DatabaseConfig | None = None
+    files: tuple[FileRoot, ...] = ()
     source: str = "<config>"
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in logs, output or notices."""
-        return (self.telegram.token,) if self.telegram and self.telegram.token else ()
+        out = [self.telegram.token] if self.telegram and self.telegram.token else []
+        if self.database:
+            out += [
+                p
+                for d in (self.database.primary_dsn, self.database.standby_dsn)
+                if (p := dsn_password(d))
+            ]
+        return tuple(out)
+
+
+_DSN_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']+)")
+
+
+def dsn_password(dsn: str) -> str:
+    """The password in a libpq conninfo string or URL ('' when none), without psycopg."""
+    if "://" in dsn:
+        return unquote(urlsplit(dsn).password or "")
+    match = _DSN_PASSWORD.search(dsn)
+    if not match:
+        return ""
+    value = match.group(1)
+    if value.startswith("'"):
+        value = re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
 
 
 # --------------------------------------------------------------------------- schema
@@ -217,12 +259,23 @@ SCHEMA: Schema = {
         for name, text in DEFAULT_MESSAGES.items()
     },
     "state_dir": Key("path", "state, events, logs", DEFAULT_STATE_DIR),
+    "database": {
+        "primary_dsn": Key("str", "libpq conninfo or URL of the primary's memu", required=True),
+        "standby_dsn": Key("str", "libpq conninfo or URL of the standby's memu", required=True),
+        "subscription": Key("str", "the standby's subscription", "memu_sub"),
+        "tables": Key("strlist", "tables to sync (default: the publications' tables)", []),
+        "connect_timeout": Key("number", "seconds to connect to either database", 10, minimum=1),
+    },
+    "files": ListOf(
+        {
+            "path": Key("path", "file or folder on the standby", required=True),
+            "remote_path": Key("str", "the same on the primary", required=True),
+        },
+        "workspace files synced back standby -> primary",
+    ),
 }
-OPTIONAL_SECTIONS = frozenset({"telegram", "messages"})
-NOT_BUILT = {
-    "database": "sync-back of database rows is not built yet (issue #3); remove this section",
-    "files": "sync-back of workspace files is not built yet (issue #3); remove this section",
-}
+OPTIONAL_SECTIONS = frozenset({"telegram", "messages", "database"})
+NOT_BUILT: dict[str, str] = {}
 
 
 # --------------------------------------------------------------------------- validation
@@ -311,7 +364,21 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         telegram=telegram,
         state_dir=doc["state_dir"],
         messages=messages,
+        database=_database(doc["database"]),
+        files=tuple(FileRoot(f["path"], f["remote_path"]) for f in doc["files"] or ()),
         source=source,
+    )
+
+
+def _database(d: dict[str, Any] | None) -> DatabaseConfig | None:
+    if d is None:
+        return None
+    return DatabaseConfig(
+        primary_dsn=d["primary_dsn"],
+        standby_dsn=d["standby_dsn"],
+        subscription=d["subscription"],
+        tables=tuple(d["tables"] or ()),
+        connect_timeout=d["connect_timeout"],
     )
 
 

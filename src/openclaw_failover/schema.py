@@ -33,7 +33,15 @@ class Key:
     secret: bool = False
 
 
-Schema = dict[str, "Key | Schema"]
+@dataclass(frozen=True)
+class ListOf:
+    """A list whose items are mappings of ``item``'s keys (errors name ``a[2].b``)."""
+
+    item: dict[str, Any]
+    doc: str = ""
+
+
+Schema = dict[str, "Key | ListOf | Schema"]
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -71,7 +79,9 @@ class Validator:
         for key, sub in schema.items():
             where = f"{path}.{key}" if path else key
             present = key in data and data[key] is not None
-            if isinstance(sub, dict):
+            if isinstance(sub, ListOf):
+                out[key] = self.items(sub, data.get(key), where) if present else None
+            elif isinstance(sub, dict):
                 if not path and key in self.optional_sections and not present:
                     out[key] = None
                 else:
@@ -83,6 +93,12 @@ class Validator:
             else:
                 out[key] = self.leaf(sub, data[key], where)
         return out
+
+    def items(self, spec: ListOf, data: Any, path: str) -> list[dict[str, Any]]:
+        if not isinstance(data, list):
+            self.err(path, f"expected a list, got {_typename(data)}")
+            return []
+        return [self.section(spec.item, item, f"{path}[{i}]") for i, item in enumerate(data)]
 
     def leaf(self, key: Key, value: Any, path: str) -> Any:
         before = len(self.problems)
@@ -191,7 +207,14 @@ def _as_command(key: Key, value: Any) -> Command:
     return tuple(argv)
 
 
+def _as_strlist(key: Key, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"expected a list of names, got {_typename(value)}")
+    return tuple(value)
+
+
 CHECKS: dict[str, Callable[[Key, Any], Any]] = {
+    "strlist": _as_strlist,
     "str": _as_str,
     "int": _as_int,
     "number": _as_number,
@@ -209,7 +232,9 @@ def iter_keys(schema: Schema, prefix: str = "") -> list[tuple[str, Key]]:
     out: list[tuple[str, Key]] = []
     for name, sub in schema.items():
         path = f"{prefix}.{name}" if prefix else name
-        if isinstance(sub, dict):
+        if isinstance(sub, ListOf):
+            out += iter_keys(sub.item, path)
+        elif isinstance(sub, dict):
             out += iter_keys(sub, path)
         else:
             out.append((path, sub))

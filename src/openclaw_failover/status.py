@@ -8,8 +8,6 @@ from typing import Any
 from openclaw_failover.config import Config
 from openclaw_failover.state import State, StateStore
 
-SYNC_BACK_STATUS = "not built yet (issue #3): data written on the standby stays there"
-
 
 def _iso(ts: float | None) -> str | None:
     if ts is None:
@@ -60,11 +58,20 @@ def collect(
             for n in s.outbox
         ],
         "notifications": "telegram" if cfg.telegram else "off (no telegram section)",
-        "sync_back": SYNC_BACK_STATUS,
+        "sync_back": _sync_status(cfg),
         "state_file": str(store.path),
         "state_warning": warning,
         "last_events": store.last_events(events),
     }
+
+
+def _sync_status(cfg: Config) -> str:
+    parts = []
+    if cfg.database:
+        parts.append(f"rows (subscription {cfg.database.subscription})")
+    if cfg.files:
+        parts.append(f"{len(cfg.files)} file root(s)")
+    return " and ".join(parts) if parts else "off (no database: or files: section)"
 
 
 def _ago(seconds: float | None) -> str:

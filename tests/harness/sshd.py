@@ -112,6 +112,7 @@ class SSHServer:
         *,
         port: int | None = None,
         allow_tcp_forwarding: bool = True,
+        sftp: bool = True,
         set_env: Mapping[str, str] | None = None,
         extra_config: Sequence[str] = (),
     ) -> None:
@@ -123,6 +124,7 @@ class SSHServer:
         self.port = port or free_port()
         self.user = getpass.getuser()
         self.allow_tcp_forwarding = allow_tcp_forwarding
+        self.sftp = sftp  # OpenSSH's default on a real primary; off to test its absence
         self.set_env = dict(set_env or {})
         self.extra_config = list(extra_config)
         self.host_key = self.dir / "host_key"
@@ -204,6 +206,7 @@ class SSHServer:
             "PrintMotd no",
             "LogLevel VERBOSE",
             "LoginGraceTime 30",
+            *(["Subsystem sftp internal-sftp"] if self.sftp else []),
             *(f"SetEnv {k}={v}" for k, v in self.set_env.items()),
             *self.extra_config,
         ]

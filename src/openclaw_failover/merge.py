@@ -1,0 +1,235 @@
+"""Merge what the standby wrote into the primary: one transaction, all or nothing.
+
+For every table, parents first: the standby's rows that the primary lacks or
+that differ are copied (binary COPY, so vectors arrive byte-identical) into a
+temporary table on the primary, then
+
+- a row that would break a secondary UNIQUE index held by another primary row
+  (the same category name created on both sides during a split) is merged into
+  the primary's row: it is not inserted, and the rows that reference it are
+  re-pointed to the primary's row before their own table is merged;
+- rows the primary lacks are inserted;
+- rows on both sides: the later ``updated_at`` wins; without ``updated_at`` the
+  primary's row stays and the difference is reported;
+- rows only the primary has are never deleted (counted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from openclaw_failover.pgmeta import Table, UniqueIndex
+from openclaw_failover.rowdiff import TableDiff
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TableMerge:
+    table: str
+    inserted: int = 0
+    updated: int = 0
+    kept_primary: int = 0  # rows on both sides where the primary's version stays
+    merged: list[str] = field(default_factory=list)  # unique conflicts resolved
+    repointed: int = 0  # referencing rows re-pointed to a merged row
+    primary_only: int = 0
+    differences: list[str] = field(default_factory=list)  # reported, not merged
+    bytes: int = 0
+
+    def line(self) -> str:
+        parts = [f"{self.inserted} inserted", f"{self.updated} updated"]
+        if self.merged:
+            parts.append(f"{len(self.merged)} merged by unique key")
+        if self.repointed:
+            parts.append(f"{self.repointed} re-pointed")
+        if self.kept_primary:
+            parts.append(f"{self.kept_primary} kept the primary's version")
+        parts.append(f"{self.primary_only} only on the primary (kept)")
+        return f"{self.table}: " + ", ".join(parts)
+
+
+def temp_name(t: Table, prefix: str) -> sql.Identifier:
+    return sql.Identifier(f"{prefix}_{t.name}"[:63])
+
+
+def copy_rows(
+    src: psycopg.Connection[Any],
+    dst: psycopg.Connection[Any],
+    t: Table,
+    keys: list[str],
+    temp: sql.Identifier,
+) -> int:
+    """Copy the rows with ``keys`` from ``src`` into a new temp table on ``dst``; return bytes."""
+    with dst.cursor() as cur:
+        cur.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(temp, t.ident))
+    out_q = sql.SQL(
+        "COPY (SELECT {} FROM {} AS r WHERE {} = ANY(%s)) TO STDOUT (FORMAT binary)"
+    ).format(t.cols("r"), t.ident, t.key_text("r"))
+    in_q = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(temp, t.cols())
+    moved = 0
+    with (
+        src.cursor() as scur,
+        dst.cursor() as dcur,
+        scur.copy(out_q, [keys]) as reader,
+        dcur.copy(in_q) as writer,
+    ):
+        for chunk in reader:
+            writer.write(chunk)
+            moved += len(chunk)
+    return moved
+
+
+def _pk_join(t: Table, a: str, b: str) -> sql.Composable:
+    return sql.SQL(" AND ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(a, c), sql.Identifier(b, c)) for c in t.pkey
+    )
+
+
+def _exec(conn: psycopg.Connection[Any], query: sql.Composed, params: Any = None) -> int:
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        return cur.rowcount
+
+
+def _select(conn: psycopg.Connection[Any], query: sql.Composed, params: Any = None) -> list[Any]:
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        return list(cur.fetchall())
+
+
+def _repoint(
+    conn: psycopg.Connection[Any], t: Table, temp: sql.Identifier, remaps: dict[str, dict[str, str]]
+) -> int:
+    """Point this table's foreign keys at the primary's rows that merged rows went into."""
+    moved = 0
+    for fk in t.parents:
+        mapping = remaps.get(fk.parent, {})
+        col_type = sql.SQL(t.types[t.columns.index(fk.column)])
+        for old, new in mapping.items():
+            moved += _exec(
+                conn,
+                sql.SQL("UPDATE {} SET {} = CAST(%s AS {}) WHERE {}::text = %s").format(
+                    temp, sql.Identifier(fk.column), col_type, sql.Identifier(fk.column)
+                ),
+                [new, old],
+            )
+    return moved
+
+
+def _unique_clashes(
+    conn: psycopg.Connection[Any], t: Table, temp: sql.Identifier, u: UniqueIndex
+) -> list[tuple[str, str]]:
+    """(standby key, primary key) pairs whose unique-index keys collide."""
+    exprs = [sql.SQL(e) for e in u.exprs]  # catalog text: trusted
+    where = sql.SQL(" WHERE {}").format(sql.SQL(u.predicate)) if u.predicate else sql.SQL("")
+
+    def side(rel: sql.Composable) -> sql.Composable:
+        picks = [sql.SQL("{} AS u{}").format(e, sql.Literal(i)) for i, e in enumerate(exprs)]
+        return sql.SQL("SELECT {} AS k, {} FROM {}{}").format(
+            t.key_text(), sql.SQL(", ").join(picks), rel, where
+        )
+
+    on = sql.SQL(" AND ").join(
+        sql.SQL("n.{c} = p.{c}").format(c=sql.Identifier(f"u{i}")) for i in range(len(exprs))
+    )
+    query = sql.SQL("SELECT n.k, p.k FROM ({}) n JOIN ({}) p ON {} AND n.k <> p.k").format(
+        side(temp), side(t.ident), on
+    )
+    return [(str(a), str(b)) for a, b in _select(conn, query)]
+
+
+def _resolve_uniques(
+    conn: psycopg.Connection[Any],
+    t: Table,
+    temp: sql.Identifier,
+    existing: set[str],
+    report: TableMerge,
+) -> dict[str, str]:
+    """Drop clashing standby rows from ``temp``; return standby key -> primary key merges."""
+    mapping: dict[str, str] = {}
+    for u in t.uniques:
+        for ours, theirs in _unique_clashes(conn, t, temp, u):
+            if ours in existing:
+                report.differences.append(
+                    f"{t.name} {ours}: the standby's update collides with {theirs} on "
+                    f"{u.name}; kept the primary's version"
+                )
+                report.kept_primary += 1
+            else:
+                mapping[ours] = theirs
+                report.merged.append(f"{t.name} {ours} merged into {theirs} ({u.name})")
+            _exec(
+                conn,
+                sql.SQL("DELETE FROM {} WHERE {} = %s").format(temp, t.key_text()),
+                [ours],
+            )
+    return mapping
+
+
+def merge_table(
+    primary: psycopg.Connection[Any],
+    standby: psycopg.Connection[Any],
+    d: TableDiff,
+    remaps: dict[str, dict[str, str]],
+) -> TableMerge:
+    """Merge one table (``d`` compares standby as source with primary as target)."""
+    t = d.table
+    report = TableMerge(t.name, primary_only=len(d.only_b))
+    keys = sorted(d.only_a | d.differ)
+    if not keys:
+        return report
+    temp = temp_name(t, "ocf_in")
+    report.bytes = copy_rows(standby, primary, t, keys, temp)
+    report.repointed = _repoint(primary, t, temp, remaps)
+    remaps[t.qualified] = _resolve_uniques(primary, t, temp, d.differ, report)
+    report.inserted = _exec(
+        primary,
+        sql.SQL(
+            "INSERT INTO {t} ({cols}) SELECT {ncols} FROM {temp} AS n "
+            "WHERE NOT EXISTS (SELECT 1 FROM {t} AS p WHERE {join})"
+        ).format(
+            t=t.ident, cols=t.cols(), ncols=t.cols("n"), temp=temp, join=_pk_join(t, "p", "n")
+        ),
+    )
+    both = len(d.differ) - report.kept_primary
+    if t.has_updated_at:
+        report.updated = _exec(
+            primary,
+            sql.SQL(
+                "UPDATE {t} AS p SET ({cols}) = ROW({ncols}) FROM {temp} AS n "
+                "WHERE {join} AND n.updated_at > p.updated_at"
+            ).format(
+                t=t.ident, cols=t.cols(), ncols=t.cols("n"), temp=temp, join=_pk_join(t, "p", "n")
+            ),
+        )
+        report.kept_primary += both - report.updated
+    else:
+        report.kept_primary += both
+        report.differences += [
+            f"{t.name} {k}: differs on both sides, no updated_at: kept the primary's version"
+            for k in sorted(d.differ)[:20]
+        ]
+    return report
+
+
+def merge(
+    primary: psycopg.Connection[Any],
+    standby: psycopg.Connection[Any],
+    diffs: list[TableDiff],
+    progress: Progress | None = None,
+) -> list[TableMerge]:
+    """Merge every table in order inside the caller's transaction on ``primary``."""
+    remaps: dict[str, dict[str, str]] = {}
+    out = []
+    for d in diffs:
+        if progress and (d.only_a or d.differ):
+            progress(
+                f"merging {d.table.name}: {len(d.only_a) + len(d.differ):,} rows from the standby"
+            )
+        out.append(merge_table(primary, standby, d, remaps))
+    return out
