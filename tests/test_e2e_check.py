@@ -466,3 +466,52 @@ def test_takeover_and_give_back_with_row_sync_back(world: World, memu_pair: Any)
     assert pair.apply_error_count() == 0
     status = json.loads(world.ocf("status", "--json").stdout)
     assert status["role"] == "primary" and "rows" in status["sync_back"]
+
+
+@pytest.mark.parametrize("memu_pair", ["pg18"], indirect=True)
+def test_ocf_syncback_cli_dry_run_json_and_files(world: World, memu_pair: Any) -> None:
+    from tests.harness.pg import write_memory
+
+    pair = memu_pair
+    standby_ws, primary_ws = world.tmp / "standby-ws", world.tmp / "primary-ws"
+    for d in (standby_ws, primary_ws):
+        d.mkdir()
+        (d / "MEMORY.md").write_text("long-term v1\n")
+    world.configure(
+        database={"primary_dsn": pair.primary.dsn(), "standby_dsn": pair.standby.dsn()},
+        files=[{"path": f"{standby_ws}/", "remote_path": f"{primary_ws}/"}],
+    )
+    r = world.ocf("syncback", "--dry-run")  # nothing to do yet, replication healthy
+    assert r.returncode == 0, r.stdout + r.stderr
+    world.primary("stop")
+    assert world.ocf("check").stdout.startswith("took over")
+    assert (world.state_dir / "files-manifest.json").exists()
+    with pair.standby.connect() as s:
+        write_memory(s, summary="standby memory", category="Work")
+    (standby_ws / "2026-11-30.md").write_text("a note from the standby\n")
+    primary_rows = pair.table_rows(pair.primary, "memory_items")
+
+    r = world.ocf("syncback", "--dry-run")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "memory_items: 1 inserted, 0 updated" in r.stdout
+    assert "files: would copy 1" in r.stdout
+    assert pair.table_rows(pair.primary, "memory_items") == primary_rows
+    assert not (primary_ws / "2026-11-30.md").exists()
+
+    r = world.ocf("syncback", "--json")  # still serving: merge only
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = json.loads(r.stdout)
+    assert data["ok"] and data["rows_moved"] == 4 and data["bytes_moved"] > 0
+    assert "still serving" in data["reconcile_skipped"]
+    assert (primary_ws / "2026-11-30.md").read_text() == "a note from the standby\n"
+
+    world.primary("start")
+    r = world.ocf("check")
+    assert r.stdout.startswith("gave back"), r.stdout + r.stderr
+    pair.assert_equal()
+    assert "files:" in world.texts()[-1]
+
+
+def test_ocf_syncback_without_sync_sections(world: World) -> None:
+    r = world.ocf("syncback")
+    assert r.returncode == 0 and "no database: or files: section" in r.stdout

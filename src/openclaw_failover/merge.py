@@ -39,7 +39,7 @@ class TableMerge:
     repointed: int = 0  # referencing rows re-pointed to a merged row
     primary_only: int = 0
     differences: list[str] = field(default_factory=list)  # reported, not merged
-    bytes: int = 0
+    bytes: int = 0  # checksums, keys and rows that crossed the network
 
     def line(self) -> str:
         parts = [f"{self.inserted} inserted", f"{self.updated} updated"]
@@ -179,12 +179,12 @@ def merge_table(
 ) -> TableMerge:
     """Merge one table (``d`` compares standby as source with primary as target)."""
     t = d.table
-    report = TableMerge(t.name, primary_only=len(d.only_b))
+    report = TableMerge(t.name, primary_only=len(d.only_b), bytes=d.bytes)
     keys = sorted(d.only_a | d.differ)
     if not keys:
         return report
     temp = temp_name(t, "ocf_in")
-    report.bytes = copy_rows(standby, primary, t, keys, temp)
+    report.bytes += copy_rows(standby, primary, t, keys, temp)
     report.repointed = _repoint(primary, t, temp, remaps)
     remaps[t.qualified] = _resolve_uniques(primary, t, temp, d.differ, report)
     report.inserted = _exec(

@@ -86,8 +86,22 @@ class SyncReport:
         out.append(self.summary())
         return out
 
+    @property
+    def bytes_moved(self) -> int:
+        """Checksums, keys and rows that crossed the network (both steps)."""
+        return sum(t.bytes for t in self.tables) + (self.reconcile.bytes if self.reconcile else 0)
+
+    @property
+    def rows_moved(self) -> int:
+        rows = sum(t.inserted + t.updated for t in self.tables)
+        if self.reconcile:
+            rows += self.reconcile.inserted + self.reconcile.updated
+        return rows
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["bytes_moved"] = self.bytes_moved
+        data["rows_moved"] = self.rows_moved
         data["ok"] = self.ok
         data["summary"] = self.summary()
         return data
