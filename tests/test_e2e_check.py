@@ -515,3 +515,55 @@ def test_ocf_syncback_cli_dry_run_json_and_files(world: World, memu_pair: Any) -
 def test_ocf_syncback_without_sync_sections(world: World) -> None:
     r = world.ocf("syncback")
     assert r.returncode == 0 and "no database: or files: section" in r.stdout
+
+
+@pytest.mark.parametrize("memu_pair", ["pg18"], indirect=True)
+def test_ocf_drill_measures_a_real_failover(world: World, memu_pair: Any) -> None:
+    pair = memu_pair
+    world.configure(
+        primary={
+            "gateway": {
+                "stop_command": world.primary_cmd("stop"),
+                "start_command": world.primary_cmd("start"),
+            }
+        },
+        database={"primary_dsn": pair.primary.dsn(), "standby_dsn": pair.standby.dsn()},
+    )
+    r = world.ocf("drill", "--dry-run")
+    assert r.returncode == 0 and "stop the primary's gateway over SSH" in r.stdout
+    assert not (world.primary_dir / "calls.jsonl").read_text().count('"stop"')
+    r = world.ocf("drill", "--yes", "--json", "--interval", "0.3", "--timeout", "60")
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["ok"] and report["marker_on_primary"] is True
+    assert 0 < report["detect_seconds"] <= report["takeover_seconds"]
+    assert report["giveback_seconds"] > 0 and report["notices_sent"] >= 2
+    assert world.state()["role"] == "primary" and world.answers(world.primary_port)
+    pair.wait_caught_up()
+    pair.assert_equal()
+    with pair.primary.connect() as p:  # the marker was removed again
+        assert p.execute(
+            "SELECT count(*) FROM memory_items WHERE scope_key = 'ocf-drill'"
+        ).fetchone() == (0,)
+
+
+def test_ocf_drill_failure_restores_the_primary_gateway(world: World) -> None:
+    world.configure(
+        primary={
+            "gateway": {
+                "stop_command": world.primary_cmd("stop"),
+                "start_command": world.primary_cmd("start"),
+            }
+        },
+        standby={"gateway": {"start_command": ["false"], "start_timeout": 0.5}},
+    )
+    r = world.ocf("drill", "--yes", "--interval", "0.3", "--timeout", "2")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "drill failed" in r.stdout and "primary's gateway restored" in r.stdout
+    assert world.answers(world.primary_port)
+
+
+def test_ocf_drill_refuses_without_fencing_commands(world: World) -> None:
+    r = world.ocf("drill", "--yes")
+    assert r.returncode == 1 and "stop_command and start_command must both be set" in r.stdout
+    assert world.answers(world.primary_port)

@@ -223,6 +223,50 @@ def syncback(c: Context, dry_run: bool, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--interactive", is_flag=True, help="Ask me to message the bot instead of a marker.")
+@click.option("--dry-run", "-n", is_flag=True, help="Print the plan; do nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@click.option(
+    "--interval", type=float, default=5.0, show_default=True, help="Seconds between checks."
+)
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds per phase.")
+@_verbose_option
+@pass_ctx
+def drill(
+    c: Context,
+    yes: bool,
+    interactive: bool,
+    dry_run: bool,
+    as_json: bool,
+    interval: float,
+    timeout: float,
+) -> None:
+    """A real failover test: stop the primary's gateway, time the takeover and the give-back.
+
+    The primary's gateway is started again whatever happens.
+    """
+    from openclaw_failover.drill import Drill, plan
+
+    cfg = c.config()
+    steps = plan(cfg, interactive=interactive)
+    if dry_run or not yes:
+        click.echo("ocf drill will:" if not dry_run else "dry run: ocf drill would:")
+        for n, step in enumerate(steps, 1):
+            click.echo(f"  {n}. {step}")
+    if dry_run:
+        return
+    if not yes and not click.confirm("Stop the primary's gateway now?", default=False):
+        raise Failed("drill cancelled", ExitStatus.ACTION_FAILED)
+    c.setup_logging(cfg)
+    say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    report = Drill(cfg, c.environment.env, say, interval, timeout, interactive).run()
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.table())
+    if not report.ok:
+        raise Failed(report.error)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def status(c: Context, as_json: bool) -> None:
