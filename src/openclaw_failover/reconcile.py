@@ -169,7 +169,9 @@ def make_equal(
     report = ReconcileReport(apply_errors_before=sub.apply_errors)
     repl, report.slot, report.lsn, snapshot = create_slot(primary_dsn, sub.name, connect_timeout)
     if progress:
-        progress(f"reconciling the standby with the primary as of {report.lsn} (slot {report.slot})")
+        progress(
+            f"reconciling the standby with the primary as of {report.lsn} (slot {report.slot})"
+        )
     try:
         with psycopg.connect(primary_dsn, connect_timeout=int(connect_timeout)) as snap:
             snap.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
