@@ -7,6 +7,7 @@ Each test runs on PostgreSQL 18 (embedded, pgvector), on Debian's PostgreSQL 15
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -25,7 +26,8 @@ PAIRS = ["pg18", "pg15", "mixed"]
 def cfg_for(pair: MemuPair) -> Config:
     base = make_cfg()
     db = DatabaseConfig(pair.primary.dsn(), pair.standby.dsn(), connect_timeout=5)
-    return Config(**{**base.__dict__, "database": db})
+    state_dir = Path(pair.standby.home).parent / f"{Path(pair.standby.home).name}-ocf-state"
+    return Config(**{**base.__dict__, "database": db, "state_dir": state_dir})
 
 
 def run(pair: MemuPair, **kw: Any) -> SyncReport:
@@ -223,7 +225,10 @@ def test_both_sides_wrote_while_apart_end_equal(memu_pair: MemuPair) -> None:
     with pair.primary.connect() as p:
         ids = {r[0] for r in p.execute("SELECT id FROM memory_items").fetchall()}
     assert {m["memory_item_id"] for m in st + pr} <= ids  # nothing lost
-    assert report.reconcile is not None and report.reconcile.deleted >= 0
+    assert old["memory_item_id"] not in ids  # deleted on the primary: not brought back
+    items = {t.table: t for t in report.tables}["memory_items"]
+    assert items.not_revived == 1 and items.inserted == 3
+    assert report.reconcile is not None and report.reconcile.deleted >= 1
     pair.assert_equal()
     assert_flowing(pair)
 
@@ -283,10 +288,63 @@ def test_stalled_subscription_is_repaired(memu_pair: MemuPair) -> None:
     while pair.apply_error_count() == 0 and time.monotonic() < end:
         time.sleep(0.2)
     assert pair.apply_error_count() > 0
+    report = run(pair, split=False)  # the standby never served: a repair, nothing to merge
+    assert report.ok, report.error
+    assert report.tables == [] and report.reconcile is not None
+    assert report.reconcile.apply_errors_before
+    with pair.primary.connect() as p:  # the stray standby row was not pushed to the primary
+        assert not p.execute(
+            "SELECT 1 FROM memory_items WHERE id = %s", [m["memory_item_id"]]
+        ).fetchone()
+    assert_flowing(pair)
+
+
+@pytest.mark.parametrize("memu_pair", ["pg18"], indirect=True)
+def test_a_standby_row_written_after_the_merge_is_never_deleted(memu_pair: MemuPair) -> None:
+    pair = memu_pair
+    split(pair)
+    with pair.standby.connect() as s:
+        write_memory(s, summary="merged")
+    late: list[Any] = []
+
+    def write_late(line: str) -> None:
+        if line.startswith("reconciling the standby") and not late:
+            with pair.standby.connect() as s:
+                late.append(write_memory(s, summary="written during the sync-back"))
+
+    report = run(pair, progress=write_late)
+    assert not report.ok and "written after the merge" in report.error
+    with pair.standby.connect() as s:
+        assert s.execute(
+            "SELECT 1 FROM memory_items WHERE id = %s", [late[0]["memory_item_id"]]
+        ).fetchone()
+    report = run(pair)  # the next try merges it, then reconciles
+    assert report.ok, report.error
+    with pair.primary.connect() as p:
+        assert p.execute(
+            "SELECT 1 FROM memory_items WHERE id = %s", [late[0]["memory_item_id"]]
+        ).fetchone()
+    pair.assert_equal()
+
+
+@pytest.mark.parametrize("memu_pair", ["pg18"], indirect=True)
+def test_recorded_and_own_leftover_slots_are_dropped_others_kept(memu_pair: MemuPair) -> None:
+    pair = memu_pair
+    split(pair)
+    cfg = cfg_for(pair)
+    with pair.primary.connect() as p:
+        for name in ("leftover_from_a_crash", "someone_elses_slot"):
+            p.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [name])
+    (cfg.state_dir / "slots-to-drop.json").write_text('["leftover_from_a_crash"]')
+    with pair.standby.connect() as s:
+        write_memory(s, summary="standby")
     report = run(pair)
     assert report.ok, report.error
-    assert report.reconcile is not None and report.reconcile.apply_errors_before
-    assert_flowing(pair)
+    with pair.primary.connect() as p:
+        slots = {r[0] for r in p.execute("SELECT slot_name FROM pg_replication_slots").fetchall()}
+    assert "leftover_from_a_crash" not in slots and "someone_elses_slot" in slots
+    assert "memu_sub" not in slots and report.reconcile and report.reconcile.slot in slots
+    assert (cfg.state_dir / "slots-to-drop.json").read_text() == "[]"
 
 
 @pytest.mark.parametrize("memu_pair", ["pg18"], indirect=True)

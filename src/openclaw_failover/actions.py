@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from openclaw_failover import remote
 from openclaw_failover.config import Config
@@ -18,6 +19,9 @@ from openclaw_failover.decide import Action, GiveBack, Outcome, RestartLocal, Ta
 from openclaw_failover.gateway import LocalGateway
 from openclaw_failover.model import CommandResult, ProbeResult, ProbeStatus
 from openclaw_failover.runner import Masker
+
+if TYPE_CHECKING:
+    from openclaw_failover.syncback import SyncReport
 
 log = logging.getLogger(__name__)
 
@@ -122,30 +126,38 @@ class Actor:
     # ------------------------------------------------------------------ give back
 
     def give_back(self, action: GiveBack) -> Outcome:
-        """Stop the local gateway, sync back, then restart the primary's gateway if fenced."""
+        """Stop the local gateway, sync back, then restart the primary's gateway if fenced.
+
+        The bulk of the merge runs first, while this standby still serves (a
+        long sync-back costs no downtime); the final pass after the stop only
+        carries what was written in between.
+        """
         steps: list[str] = []
+        pre = self._sync(serving=True)
+        if not pre.skipped:
+            steps.append(f"while still serving: {pre.summary()}")
         stop = self.local.stop()
         steps += stop.steps
         if not stop.ok:
             return Outcome(ok=False, detail=_last(stop.steps), local_stopped=False, steps=steps)
-        sync_ok, sync_summary = self.sync_back()
-        steps.append(sync_summary)
-        if not action.unfence:
+        try:
+            final = self._sync()
+        except BaseException:  # the tick's deadline: never leave nobody serving
+            if action.unfence:
+                self.local.start()
+            raise
+        steps.append(final.summary())
+        if pre.ok:
+            final.absorb(pre)  # the notice counts both passes
+        sync_ok, sync_summary = final.ok, final.summary()
+        unfenced, detail = self._unfence(steps) if action.unfence else (False, "")
+        if not action.unfence or unfenced:
             return Outcome(
                 ok=sync_ok,
                 local_stopped=True,
                 sync_ok=sync_ok,
                 sync_summary=sync_summary,
-                steps=steps,
-            )
-        unfenced, detail = self._unfence(steps)
-        if unfenced:
-            return Outcome(
-                ok=sync_ok,
-                local_stopped=True,
-                sync_ok=sync_ok,
-                sync_summary=sync_summary,
-                unfenced=True,
+                unfenced=unfenced,
                 steps=steps,
             )
         # Nobody would serve: start the local gateway again and keep serving.
@@ -179,12 +191,11 @@ class Actor:
                 steps.append(f"could not record the workspace manifest: {exc.strerror or exc}")
         return steps
 
-    def sync_back(self) -> tuple[bool, str]:
-        """Rows and files standby -> primary (after the local gateway stopped)."""
+    def _sync(self, serving: bool = False) -> SyncReport:
+        """Rows and files standby -> primary; ``serving``: merge only, no reconcile."""
         from openclaw_failover.syncback import sync_back
 
-        report = sync_back(self.cfg, mask=self.mask, dry_run=self.dry_run)
-        return report.ok, report.summary()
+        return sync_back(self.cfg, mask=self.mask, dry_run=self.dry_run, serving=serving)
 
     def _unfence(self, steps: list[str]) -> tuple[bool, str]:
         assert self.probe is not None

@@ -197,9 +197,10 @@ def syncback(c: Context, dry_run: bool, as_json: bool) -> None:
     standby is made equal to the primary (and its subscription re-enabled) at
     give-back, or by running this again once the primary serves.
     """
+    from openclaw_failover.gateway import LocalGateway
     from openclaw_failover.lock import Busy, exclusive
     from openclaw_failover.state import Role
-    from openclaw_failover.syncback import sync_back
+    from openclaw_failover.syncback import read_baseline, sync_back
 
     cfg = c.config()
     c.setup_logging(cfg, to_file=not dry_run)
@@ -208,8 +209,13 @@ def syncback(c: Context, dry_run: bool, as_json: bool) -> None:
     try:
         with exclusive(cfg.state_dir, wait=cfg.check.deadline):
             state, _ = StateStore(cfg.state_dir).load()
-            serving = state is not None and state.role in (Role.FAILOVER, Role.TAKING_OVER)
-            report = sync_back(cfg, mask=mask, dry_run=dry_run, serving=serving, progress=progress)
+            role = state.role if state else None
+            local_up = LocalGateway(cfg, mask=mask, env=c.environment.env).is_up()
+            serving = local_up or role in (Role.FAILOVER, Role.TAKING_OVER)
+            split = serving or role is Role.GIVING_BACK or read_baseline(cfg.state_dir) is not None
+            report = sync_back(
+                cfg, mask=mask, dry_run=dry_run, serving=serving, split=split, progress=progress
+            )
     except Busy:
         raise Failed("another check is running; try again") from None
     if not dry_run and not report.skipped:

@@ -38,6 +38,8 @@ class TableMerge:
     merged: list[str] = field(default_factory=list)  # unique conflicts resolved
     repointed: int = 0  # referencing rows re-pointed to a merged row
     primary_only: int = 0
+    not_revived: int = 0  # rows the primary deleted while apart: not brought back
+    merged_keys: list[str] = field(default_factory=list)  # standby keys merged away
     differences: list[str] = field(default_factory=list)  # reported, not merged
     bytes: int = 0  # checksums, keys and rows that crossed the network
 
@@ -49,6 +51,8 @@ class TableMerge:
             parts.append(f"{self.repointed} re-pointed")
         if self.kept_primary:
             parts.append(f"{self.kept_primary} kept the primary's version")
+        if self.not_revived:
+            parts.append(f"{self.not_revived} deleted on the primary while apart (not revived)")
         parts.append(f"{self.primary_only} only on the primary (kept)")
         return f"{self.table}: " + ", ".join(parts)
 
@@ -134,8 +138,10 @@ def _unique_clashes(
             t.key_text(), sql.SQL(", ").join(picks), rel, where
         )
 
+    op = sql.SQL("IS NOT DISTINCT FROM" if u.nulls_not_distinct else "=")
     on = sql.SQL(" AND ").join(
-        sql.SQL("n.{c} = p.{c}").format(c=sql.Identifier(f"u{i}")) for i in range(len(exprs))
+        sql.SQL("n.{c} {op} p.{c}").format(c=sql.Identifier(f"u{i}"), op=op)
+        for i in range(len(exprs))
     )
     query = sql.SQL("SELECT n.k, p.k FROM ({}) n JOIN ({}) p ON {} AND n.k <> p.k").format(
         side(temp), side(t.ident), on
@@ -162,6 +168,7 @@ def _resolve_uniques(
                 report.kept_primary += 1
             else:
                 mapping[ours] = theirs
+                report.merged_keys.append(ours)
                 report.merged.append(f"{t.name} {ours} merged into {theirs} ({u.name})")
             _exec(
                 conn,
@@ -171,22 +178,44 @@ def _resolve_uniques(
     return mapping
 
 
+def new_since(
+    conn: psycopg.Connection[Any], t: Table, keys: set[str], baseline: int | None
+) -> set[str]:
+    """The keys whose rows were written after the split (``baseline``: the standby's
+    transaction id when it stopped applying the primary's changes).  Without a
+    baseline every key counts as new: nothing is dropped for want of knowledge."""
+    if baseline is None or not keys:
+        return set(keys)
+    query = sql.SQL(
+        "SELECT {} FROM {} AS r WHERE {} = ANY(%s) AND age(r.xmin) < age(%s::text::xid)"
+    ).format(t.key_text("r"), t.ident, t.key_text("r"))
+    return {str(k) for (k,) in _select(conn, query, [sorted(keys), str(baseline % 2**32)])}
+
+
 def merge_table(
     primary: psycopg.Connection[Any],
     standby: psycopg.Connection[Any],
     d: TableDiff,
     remaps: dict[str, dict[str, str]],
+    baseline: int | None = None,
 ) -> TableMerge:
     """Merge one table (``d`` compares standby as source with primary as target)."""
     t = d.table
     report = TableMerge(t.name, primary_only=len(d.only_b), bytes=d.bytes)
+    fresh = new_since(standby, t, d.only_a | d.differ, baseline)
+    report.not_revived = len(d.only_a - fresh)  # the primary deleted them while apart
+    stale = len(d.differ - fresh)  # unchanged on the standby: the primary's version is newer
+    d = TableDiff(t, only_a=d.only_a & fresh, only_b=d.only_b, differ=d.differ & fresh)
     keys = sorted(d.only_a | d.differ)
     if not keys:
+        report.kept_primary = stale
         return report
     temp = temp_name(t, "ocf_in")
     report.bytes += copy_rows(standby, primary, t, keys, temp)
     report.repointed = _repoint(primary, t, temp, remaps)
     remaps[t.qualified] = _resolve_uniques(primary, t, temp, d.differ, report)
+    if any(fk.parent == t.qualified for fk in t.parents):  # rows pointing into their own table
+        report.repointed += _repoint(primary, t, temp, {t.qualified: remaps[t.qualified]})
     report.inserted = _exec(
         primary,
         sql.SQL(
@@ -214,6 +243,7 @@ def merge_table(
             f"{t.name} {k}: differs on both sides, no updated_at: kept the primary's version"
             for k in sorted(d.differ)[:20]
         ]
+    report.kept_primary += stale
     return report
 
 
@@ -222,14 +252,13 @@ def merge(
     standby: psycopg.Connection[Any],
     diffs: list[TableDiff],
     progress: Progress | None = None,
+    baseline: int | None = None,
 ) -> list[TableMerge]:
     """Merge every table in order inside the caller's transaction on ``primary``."""
     remaps: dict[str, dict[str, str]] = {}
     out = []
     for d in diffs:
         if progress and (d.only_a or d.differ):
-            progress(
-                f"merging {d.table.name}: {len(d.only_a) + len(d.differ):,} rows from the standby"
-            )
-        out.append(merge_table(primary, standby, d, remaps))
+            progress(f"merging {d.table.name}: {len(d.only_a) + len(d.differ):,} rows differ")
+        out.append(merge_table(primary, standby, d, remaps, baseline))
     return out

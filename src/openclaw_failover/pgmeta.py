@@ -16,6 +16,28 @@ from psycopg import sql
 
 SKIP_TABLES = frozenset({"alembic_version"})  # compared, never merged
 
+# Row fingerprints and keys are built from ::text, which depends on these
+# settings: every sync-back connection pins them so both sides print alike.
+SESSION_OPTIONS = (
+    "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres "
+    "-c extra_float_digits=1 -c bytea_output=hex -c lock_timeout=30s"
+)
+
+
+def connect(dsn: str, connect_timeout: float, **kw: Any) -> psycopg.Connection[Any]:
+    """A sync-back connection: pinned text formats, a lock timeout, TCP keepalives."""
+    return psycopg.connect(
+        dsn,
+        connect_timeout=int(connect_timeout),
+        application_name="ocf-syncback",
+        options=SESSION_OPTIONS,
+        keepalives=1,
+        keepalives_idle=10,
+        keepalives_interval=5,
+        keepalives_count=3,
+        **kw,
+    )
+
 
 class SchemaMismatch(Exception):
     """The two databases cannot be synced as they are (nothing was written)."""
@@ -26,6 +48,7 @@ class UniqueIndex:
     name: str
     exprs: tuple[str, ...]  # key expressions as pg_get_indexdef prints them
     predicate: str | None  # partial index WHERE clause
+    nulls_not_distinct: bool = False  # PostgreSQL 15+: NULL keys collide too
 
 
 @dataclass(frozen=True)
@@ -130,12 +153,13 @@ def describe(conn: psycopg.Connection[Any], schema: str, name: str) -> Table:
     )
     if not pkey:
         raise SchemaMismatch(f"table {schema}.{name} has no primary key: rows cannot be matched")
+    nnd = "i.indnullsnotdistinct" if conn.info.server_version >= 150000 else "false"
     uniques = _rows(
         conn,
         "SELECT i.indexrelid::regclass::text, "
         "array(SELECT pg_get_indexdef(i.indexrelid, k, true) "
         "      FROM generate_series(1, i.indnkeyatts) k ORDER BY k), "
-        "pg_get_expr(i.indpred, i.indrelid, true) "
+        f"pg_get_expr(i.indpred, i.indrelid, true), {nnd} "
         "FROM pg_index i WHERE i.indrelid = %s::regclass AND i.indisunique "
         "AND NOT i.indisprimary ORDER BY 1",
         [rel],
@@ -146,7 +170,7 @@ def describe(conn: psycopg.Connection[Any], schema: str, name: str) -> Table:
         tuple(c for c, _ in cols),
         tuple(t for _, t in cols),
         tuple(p for (p,) in pkey),
-        tuple(UniqueIndex(str(n), tuple(e), p) for n, e, p in uniques),
+        tuple(UniqueIndex(str(n), tuple(e), p, bool(d)) for n, e, p, d in uniques),
     )
 
 

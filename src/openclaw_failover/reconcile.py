@@ -22,20 +22,25 @@ subscription (apply errors, disabled, inactive slot) is repaired the same way.
 
 from __future__ import annotations
 
-import re
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import pq, sql
 
 from openclaw_failover.merge import copy_rows, temp_name
-from openclaw_failover.pgmeta import Table
+from openclaw_failover.pgmeta import Table, connect
 from openclaw_failover.rowdiff import TableDiff, diff_tables
 
 Progress = Callable[[str], None]
+# Raises ReconcileError when the standby holds rows it must not lose (table, keys
+# only the standby has): rows written after the merge, which it never saw.
+Guard = Callable[[Table, set[str]], None]
 WAIT = 15.0  # seconds to wait for the apply worker to stop / start
 
 
@@ -51,6 +56,16 @@ class Subscription:
     slot: str
     worker_pid: int | None
     apply_errors: int | None  # None before PostgreSQL 15
+    sysid: str = "0"  # the standby cluster's system identifier: names our slots
+
+    @property
+    def slot_prefix(self) -> str:
+        """Slots ocf creates for this subscription of this standby, and only those."""
+        return f"ocf_{self.sysid}_{self.oid}_"
+
+    @property
+    def healthy(self) -> bool:
+        return self.enabled and self.worker_pid is not None and not self.apply_errors
 
 
 @dataclass
@@ -85,7 +100,11 @@ def subscription(standby: psycopg.Connection[Any], name: str) -> Subscription:
             )
             found = cur.fetchone()
             errors = int(found[0]) if found else 0
-    return Subscription(int(row[0]), name, bool(row[1]), str(row[2]), row[3], errors)
+        cur.execute("SELECT system_identifier::text FROM pg_control_system()")
+        sysid = cur.fetchone()
+    return Subscription(
+        int(row[0]), name, bool(row[1]), str(row[2]), row[3], errors, str(sysid[0] if sysid else 0)
+    )
 
 
 def disable(standby: psycopg.Connection[Any], name: str) -> None:
@@ -98,17 +117,12 @@ def disable(standby: psycopg.Connection[Any], name: str) -> None:
         time.sleep(0.1)
 
 
-def _slot_name(sub: str) -> str:
-    base = re.sub(r"[^a-z0-9_]", "_", sub.lower())[:40]
-    return f"ocf_{base}_{int(time.time() * 1000) % 10**12}"
-
-
-def create_slot(primary_dsn: str, sub: str, connect_timeout: float) -> tuple[Any, str, str, str]:
+def create_slot(
+    primary_dsn: str, sub: Subscription, connect_timeout: float
+) -> tuple[Any, str, str, str]:
     """(replication connection, slot, consistent LSN, exported snapshot)."""
-    repl = psycopg.connect(
-        primary_dsn, replication="database", autocommit=True, connect_timeout=int(connect_timeout)
-    )
-    slot = _slot_name(sub)
+    repl = connect(primary_dsn, connect_timeout, replication="database", autocommit=True)
+    slot = f"{sub.slot_prefix}{int(time.time() * 1000) % 10**12}"
     command = f"CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput (SNAPSHOT 'export')"
     res = repl.pgconn.exec_(command.encode())
     if res.status != pq.ExecStatus.TUPLES_OK:
@@ -124,9 +138,13 @@ def _apply(
     standby: psycopg.Connection[Any],
     diffs: list[TableDiff],
     report: ReconcileReport,
+    guard: Guard | None,
 ) -> None:
     """Make the standby's tables equal to the snapshot (inside the standby's transaction)."""
     standby.execute("SET LOCAL session_replication_role = replica")
+    if guard is not None:
+        for d in diffs:
+            guard(d.table, d.only_b)
     for d in reversed(diffs):  # children first
         gone = sorted(d.only_b | d.differ)
         if gone:
@@ -164,21 +182,20 @@ def make_equal(
     *,
     connect_timeout: float,
     progress: Progress | None = None,
+    guard: Guard | None = None,
 ) -> ReconcileReport:
     """Steps 2-3: new slot, standby equal to its snapshot (commits on ``standby``)."""
     report = ReconcileReport(apply_errors_before=sub.apply_errors)
-    repl, report.slot, report.lsn, snapshot = create_slot(primary_dsn, sub.name, connect_timeout)
-    if progress:
-        progress(
-            f"reconciling the standby with the primary as of {report.lsn} (slot {report.slot})"
-        )
+    repl, report.slot, report.lsn, snapshot = create_slot(primary_dsn, sub, connect_timeout)
     try:
-        with psycopg.connect(primary_dsn, connect_timeout=int(connect_timeout)) as snap:
+        if progress:
+            progress(f"reconciling the standby with the primary as of {report.lsn}")
+        with connect(primary_dsn, connect_timeout) as snap:
             snap.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             snap.read_only = True
             snap.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
             diffs = diff_tables(snap, standby, tables, progress)
-            _apply(snap, standby, diffs, report)
+            _apply(snap, standby, diffs, report, guard)
             report.bytes += sum(d.bytes for d in diffs)
             standby.commit()
             snap.rollback()
@@ -193,16 +210,37 @@ def make_equal(
 
 def _drop_slot_quietly(primary_dsn: str, slot: str, connect_timeout: float) -> None:
     try:
-        with psycopg.connect(
-            primary_dsn, autocommit=True, connect_timeout=int(connect_timeout)
-        ) as c:
+        with connect(primary_dsn, connect_timeout, autocommit=True) as c:
             c.execute(
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                 "WHERE slot_name = %s AND NOT active",
                 [slot],
             )
     except psycopg.Error:
-        pass  # cleaned up by the next sync-back (ocf_ slots not in use)
+        pass  # our prefix: dropped by the next sync-back
+
+
+class PendingSlots:
+    """Slots to drop on the primary, kept in a file so no failure can leak one for good."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> list[str]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return []
+        return [str(x) for x in data] if isinstance(data, list) else []
+
+    def save(self, names: list[str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sorted(set(names))))
+        os.replace(tmp, self.path)
+
+    def add(self, name: str) -> None:
+        self.save([*self.load(), name])
 
 
 def repoint(
@@ -210,9 +248,12 @@ def repoint(
     standby: psycopg.Connection[Any],
     sub: Subscription,
     report: ReconcileReport,
+    pending: PendingSlots,
 ) -> None:
     """Step 4 (both autocommit): the subscription follows the new slot from its snapshot on."""
     name = sql.Identifier(sub.name)
+    if sub.slot:
+        pending.add(sub.slot)  # recorded before it stops being the subscription's slot
     standby.execute(
         sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = {})").format(name, sql.Literal(report.slot))
     )
@@ -222,7 +263,7 @@ def repoint(
     if standby.info.server_version >= 150000:
         standby.execute("SELECT pg_stat_reset_subscription_stats(%s)", [sub.oid])
     standby.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(name))
-    report.notes += drop_stale_slots(primary, sub, keep=report.slot)
+    report.notes += drop_stale_slots(primary, sub, keep=report.slot, pending=pending)
     end = time.monotonic() + WAIT
     while subscription(standby, sub.name).worker_pid is None:
         if time.monotonic() > end:
@@ -231,23 +272,27 @@ def repoint(
         time.sleep(0.1)
 
 
-def drop_stale_slots(primary: psycopg.Connection[Any], sub: Subscription, keep: str) -> list[str]:
-    """Drop the subscription's previous slot and any slot an interrupted run left behind."""
-    prefix = _slot_name(sub.name).rsplit("_", 1)[0] + "_"
-    notes = []
+def drop_stale_slots(
+    primary: psycopg.Connection[Any], sub: Subscription, keep: str, pending: PendingSlots
+) -> list[str]:
+    """Drop recorded slots and our own leftovers (never the subscription's current slot)."""
+    recorded = [n for n in pending.load() if n != keep]
+    notes: list[str] = []
+    busy: list[str] = []
     end = time.monotonic() + WAIT
     while True:
         rows = primary.execute(
             "SELECT slot_name, active FROM pg_replication_slots WHERE slot_name <> %s "
-            "AND (slot_name = %s OR starts_with(slot_name, %s))",
-            [keep, sub.slot, prefix],
+            "AND (slot_name = ANY(%s) OR starts_with(slot_name, %s))",
+            [keep, recorded, sub.slot_prefix],
         ).fetchall()
         busy = [str(n) for n, active in rows if active]
-        for name, active in rows:
+        for slot, active in rows:
             if not active:
-                primary.execute("SELECT pg_drop_replication_slot(%s)", [name])
-                notes.append(f"dropped old replication slot {name}")
+                primary.execute("SELECT pg_drop_replication_slot(%s)", [slot])
+                notes.append(f"dropped old replication slot {slot}")
         if not busy or time.monotonic() > end:
-            notes += [f"old replication slot {n} still in use, not dropped" for n in busy]
-            return notes
+            break
         time.sleep(0.2)
+    pending.save(busy)  # the others are gone (dropped now or before)
+    return notes + [f"old replication slot {n} still in use, not dropped yet" for n in busy]

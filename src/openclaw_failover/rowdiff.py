@@ -4,8 +4,8 @@ Both sides compute, inside PostgreSQL, a checksum per key bucket: rows are
 spread over ``BUCKETS`` buckets by a hash of their primary key, and each
 bucket carries its row count and the sum of a 60-bit md5 fingerprint of every
 row.  Only the bucket lists cross the network (a few dozen KB whatever the
-table size); then, for the buckets that differ, the (key, fingerprint,
-updated_at) of their rows; then, for the keys that differ, the rows
+table size); then, for the buckets that differ, the (key, fingerprint) of
+their rows; then, for the keys that differ, the rows
 themselves.  Bytes moved grow with the number of changed rows.
 """
 
@@ -31,7 +31,6 @@ class TableDiff:
     only_a: set[str] = field(default_factory=set)  # keys only the source has
     only_b: set[str] = field(default_factory=set)  # keys only the target has
     differ: set[str] = field(default_factory=set)  # keys on both, rows differ
-    a_newer: set[str] = field(default_factory=set)  # of `differ`: source updated_at is later
     rows_a: int = 0
     rows_b: int = 0
     bytes: int = 0  # checksum and key traffic, both directions
@@ -68,22 +67,17 @@ def _buckets(conn: psycopg.Connection[Any], t: Table) -> _Buckets:
 
 def _keys(
     conn: psycopg.Connection[Any], t: Table, buckets: list[int]
-) -> tuple[dict[str, tuple[int, float | None]], int]:
-    """key -> (fingerprint, updated_at) for the rows in the given buckets."""
-    updated = sql.SQL("r.updated_at::float8") if t.has_updated_at else sql.SQL("NULL::float8")
+) -> tuple[dict[str, int], int]:
+    """key -> fingerprint for the rows in the given buckets."""
     query = sql.SQL(
-        "SELECT {key}, {fp}, {updated} FROM {table} AS r WHERE hashtext({key}) & {mask} = ANY(%s)"
+        "SELECT {key}, {fp} FROM {table} AS r WHERE hashtext({key}) & {mask} = ANY(%s)"
     ).format(
-        key=t.key_text("r"),
-        fp=t.fingerprint("r"),
-        updated=updated,
-        table=t.ident,
-        mask=sql.Literal(BUCKETS - 1),
+        key=t.key_text("r"), fp=t.fingerprint("r"), table=t.ident, mask=sql.Literal(BUCKETS - 1)
     )
     with conn.cursor() as cur:
         rows = _fetch(cur, query, [buckets])
-    out = {str(k): (int(fp), u) for k, fp, u in rows}
-    return out, sum(len(k) + 16 for k in out) + len(buckets) * 4
+    out = {str(k): int(fp) for k, fp in rows}
+    return out, sum(len(k) + 8 for k in out) + len(buckets) * 4
 
 
 def diff_table(a: psycopg.Connection[Any], b: psycopg.Connection[Any], t: Table) -> TableDiff:
@@ -100,12 +94,7 @@ def diff_table(a: psycopg.Connection[Any], b: psycopg.Connection[Any], t: Table)
     result.bytes += bytes_a + bytes_b
     result.only_a = set(ka) - set(kb)
     result.only_b = set(kb) - set(ka)
-    for key in ka.keys() & kb.keys():
-        (fa, ua), (fb, ub) = ka[key], kb[key]
-        if fa != fb:
-            result.differ.add(key)
-            if ua is not None and ub is not None and ua > ub:
-                result.a_newer.add(key)
+    result.differ = {key for key in ka.keys() & kb.keys() if ka[key] != kb[key]}
     return result
 
 

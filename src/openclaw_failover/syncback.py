@@ -9,17 +9,19 @@ the report says what went wrong, with secrets masked.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openclaw_failover.config import Config, DatabaseConfig
+from openclaw_failover.config import Config
 from openclaw_failover.runner import Masker
 
 if TYPE_CHECKING:
-    import psycopg
-
     from openclaw_failover.filesync import FileSyncReport
     from openclaw_failover.merge import TableMerge
     from openclaw_failover.reconcile import ReconcileReport
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 NOT_CONFIGURED = "sync-back skipped: no database: or files: section in the config"
+BASELINE_FILE = "split-baseline.json"  # the standby's xid when it stopped applying
+PENDING_SLOTS_FILE = "slots-to-drop.json"
 
 
 @dataclass
@@ -47,7 +51,7 @@ class SyncReport:
         if not self.tables:
             return ""
         total = {k: sum(getattr(t, k) for t in self.tables) for k in ("inserted", "updated")}
-        merged = sum(len(t.merged) for t in self.tables)
+        merged = len({(t.table, k) for t in self.tables for k in t.merged_keys})
         verb = "would sync" if self.dry_run else "synced back"
         line = f"rows {verb}: {total['inserted']} inserted, {total['updated']} updated"
         if merged:
@@ -86,6 +90,16 @@ class SyncReport:
         out.append(self.summary())
         return out
 
+    def absorb(self, earlier: SyncReport) -> SyncReport:
+        """Count an earlier pass of the same give-back (the merge while still serving)."""
+        self.tables = earlier.tables + self.tables
+        if earlier.files and self.files:
+            self.files.copied = earlier.files.copied + self.files.copied
+            self.files.conflicts = earlier.files.conflicts + self.files.conflicts
+        elif earlier.files:
+            self.files = earlier.files
+        return self
+
     @property
     def bytes_moved(self) -> int:
         """Checksums, keys and rows that crossed the network (both steps)."""
@@ -113,20 +127,28 @@ def sync_back(
     mask: Masker,
     dry_run: bool = False,
     serving: bool = False,
+    split: bool = True,
     progress: Progress | None = None,
 ) -> SyncReport:
-    """Rows then files.  ``serving``: the standby still serves (no reconcile yet)."""
+    """Rows then files.
+
+    ``serving``: the standby still serves: merge into the primary only, no
+    reconcile.  ``split``: the standby may have written since it took over
+    (False: it never served, so there is nothing to merge: a repair only makes
+    the standby equal to the primary and its subscription healthy).
+    """
     if cfg.database is None and not cfg.files:
         return SyncReport(dry_run=dry_run, skipped=NOT_CONFIGURED)
     report = SyncReport(dry_run=dry_run)
     if cfg.database is not None:
+        rows = _Rows(cfg, report, dry_run=dry_run, serving=serving, split=split, progress=progress)
         try:
-            _sync_rows(cfg.database, report, dry_run=dry_run, serving=serving, progress=progress)
+            rows.run()
         except Exception as exc:  # psycopg.Error, SchemaMismatch, ReconcileError, OSError
             report.error = mask(_one_line(exc))
             log.debug("sync-back of rows failed", exc_info=True)
             return report
-    if cfg.files:
+    if cfg.files and split:
         from openclaw_failover.filesync import sync_files
 
         report.files = sync_files(cfg, mask=mask, dry_run=dry_run)
@@ -138,33 +160,69 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
-def _connect(dsn: str, db: DatabaseConfig, **kw: Any) -> psycopg.Connection[Any]:
-    import psycopg
-
-    conn = psycopg.connect(
-        dsn, connect_timeout=int(db.connect_timeout), application_name="ocf-syncback", **kw
-    )
-    conn.execute("SET lock_timeout = '30s'")
-    if not kw.get("autocommit"):
-        conn.commit()
-    return conn
+def read_baseline(state_dir: Path) -> int | None:
+    try:
+        return int(json.loads((state_dir / BASELINE_FILE).read_text())["xid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
-def _sync_rows(
-    db: DatabaseConfig,
-    report: SyncReport,
-    *,
-    dry_run: bool,
-    serving: bool,
-    progress: Progress | None,
-) -> None:
-    import psycopg
+def _write_baseline(state_dir: Path, xid: int) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = state_dir / f".{BASELINE_FILE}.tmp"
+    tmp.write_text(json.dumps({"xid": xid, "at": time.time()}))
+    os.replace(tmp, state_dir / BASELINE_FILE)
 
-    from openclaw_failover import pgmeta, reconcile
-    from openclaw_failover.merge import merge
-    from openclaw_failover.rowdiff import diff_tables
 
-    with _connect(db.primary_dsn, db) as p, _connect(db.standby_dsn, db) as s:
+class _Rows:
+    """The database half of a sync-back (one object per run, for its shared state)."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        report: SyncReport,
+        *,
+        dry_run: bool,
+        serving: bool,
+        split: bool,
+        progress: Progress | None,
+    ) -> None:
+        assert cfg.database is not None
+        self.cfg, self.db, self.report = cfg, cfg.database, report
+        self.dry_run, self.serving, self.split, self.progress = dry_run, serving, split, progress
+        self.baseline = read_baseline(cfg.state_dir)
+
+    def run(self) -> None:
+        import psycopg
+
+        from openclaw_failover import pgmeta, reconcile
+
+        db = self.db
+        with (
+            pgmeta.connect(db.primary_dsn, db.connect_timeout) as p,
+            pgmeta.connect(db.standby_dsn, db.connect_timeout) as s,
+        ):
+            tables = self._tables(p, s)
+            sub = reconcile.subscription(s, db.subscription)
+            p.commit()
+            s.commit()
+            if self.split:
+                s.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                self._merge(p, s, tables)
+                s.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+            if self.dry_run:
+                self.report.reconcile_skipped = "dry run: would then be made equal to the primary"
+            elif self.serving:
+                self.report.reconcile_skipped = (
+                    "still serving: the subscription stays disabled until give-back"
+                )
+            else:
+                self._reconcile(p, s, tables, sub)
+
+    def _tables(self, p: Any, s: Any) -> list[Any]:
+        from openclaw_failover import pgmeta
+
+        db = self.db
         names = pgmeta.parse_names(db.tables) or pgmeta.publication_tables(s, p, db.subscription)
         versions = pgmeta.alembic_versions(p), pgmeta.alembic_versions(s)
         if versions[0] != versions[1]:
@@ -172,54 +230,103 @@ def _sync_rows(
                 f"schema revisions differ (alembic_version: primary {', '.join(versions[0]) or '-'}, "
                 f"standby {', '.join(versions[1]) or '-'}); nothing written"
             )
-        tables = pgmeta.load_tables(p, s, names)
-        sub = reconcile.subscription(s, db.subscription)
-        p.commit()
-        s.commit()
-        s.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        diffs = diff_tables(s, p, tables, progress)
-        report.tables = merge(p, s, diffs, progress)
-        if dry_run:
+        return pgmeta.load_tables(p, s, names)
+
+    def _merge(self, p: Any, s: Any, tables: list[Any]) -> None:
+        from openclaw_failover.merge import merge
+        from openclaw_failover.rowdiff import diff_tables
+
+        diffs = diff_tables(s, p, tables, self.progress)
+        self.report.tables = merge(p, s, diffs, self.progress, self.baseline)
+        if self.dry_run:
             p.rollback()
-            s.rollback()
-            report.reconcile_skipped = "dry run: would then be made equal to the primary"
-            return
-        p.commit()
+        else:
+            p.commit()
         s.rollback()
-        s.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
-        if serving:
-            report.reconcile_skipped = (
-                "still serving: the subscription stays disabled until give-back"
-            )
-            return
-        wrote = any(m.inserted or m.updated or m.merged for m in report.tables)
-        if not wrote and sub.enabled and sub.worker_pid and not sub.apply_errors:
-            report.reconcile_skipped = "nothing merged and the subscription is healthy"
+
+    def _reconcile(self, p: Any, s: Any, tables: list[Any], sub: Any) -> None:
+        from openclaw_failover import reconcile
+
+        pending = reconcile.PendingSlots(self.cfg.state_dir / PENDING_SLOTS_FILE)
+        p.autocommit = True
+        notes = reconcile.drop_stale_slots(p, sub, keep=sub.slot, pending=pending)
+        wrote = any(m.inserted or m.updated or m.merged for m in self.report.tables)
+        if not wrote and sub.healthy and not self._differs(p, s, tables):
+            self.report.reconcile_skipped = "nothing to do: equal, and the subscription is healthy"
+            self._done()
             return
         if sub.enabled:
             s.autocommit = True
-            reconcile.disable(s, db.subscription)
+            reconcile.disable(s, self.db.subscription)
             s.autocommit = False
-        report.reconcile = reconcile.make_equal(
-            db.primary_dsn, s, tables, sub, connect_timeout=db.connect_timeout, progress=progress
+        self.report.reconcile = reconcile.make_equal(
+            self.db.primary_dsn,
+            s,
+            tables,
+            sub,
+            connect_timeout=self.db.connect_timeout,
+            progress=self.progress,
+            guard=self._guard(s),
         )
-        p.autocommit = s.autocommit = True
-        reconcile.repoint(p, s, sub, report.reconcile)
+        self.report.reconcile.notes += notes
+        s.autocommit = True
+        reconcile.repoint(p, s, sub, self.report.reconcile, pending)
+        self._done()
+
+    def _differs(self, p: Any, s: Any, tables: list[Any]) -> bool:
+        from openclaw_failover.rowdiff import diff_tables
+
+        changed = any(d.changed for d in diff_tables(p, s, tables))
+        s.rollback()  # (p is in autocommit here)
+        return changed
+
+    def _guard(self, s: Any) -> Any:
+        """Refuse to delete a standby row the merge never saw (written after it)."""
+        from openclaw_failover.merge import new_since
+        from openclaw_failover.reconcile import ReconcileError
+
+        merged = {m.table: set(m.merged_keys) for m in self.report.tables}
+        split, baseline = self.split, self.baseline
+
+        def guard(table: Any, only_standby: set[str]) -> None:
+            if not split:
+                return  # never served: whatever only the standby has is stale
+            unknown = only_standby - merged.get(table.name, set())
+            fresh = new_since(s, table, unknown, baseline)
+            if fresh:
+                raise ReconcileError(
+                    f"{table.name}: {len(fresh)} standby rows were written after the merge "
+                    "(is the standby's gateway still running?); nothing changed, will retry"
+                )
+
+        return guard
+
+    def _done(self) -> None:
+        if self.split and not self.serving:
+            (self.cfg.state_dir / BASELINE_FILE).unlink(missing_ok=True)
 
 
 def disable_subscription(cfg: Config, mask: Masker) -> str:
-    """The takeover step: the standby stops applying the primary's changes.  One line."""
+    """The takeover step: the standby stops applying the primary's changes.  One line.
+
+    The standby's transaction id right after is kept as the split baseline: rows
+    with a later ``xmin`` are what the standby wrote while it served.
+    """
     db = cfg.database
     if db is None:
         return ""
-    from openclaw_failover import reconcile
+    from openclaw_failover import pgmeta, reconcile
 
     try:
-        with _connect(db.standby_dsn, db, autocommit=True) as s:
+        with pgmeta.connect(db.standby_dsn, db.connect_timeout, autocommit=True) as s:
             sub = reconcile.subscription(s, db.subscription)
-            if not sub.enabled:
-                return f"subscription {db.subscription} already disabled"
-            reconcile.disable(s, db.subscription)
-            return f"disabled subscription {db.subscription}"
+            if sub.enabled:
+                reconcile.disable(s, db.subscription)
+            if read_baseline(cfg.state_dir) is None:  # a retried takeover keeps the first
+                row = s.execute("SELECT txid_current()").fetchone()
+                _write_baseline(cfg.state_dir, int(row[0]) if row else 0)
+            if sub.enabled:
+                return f"disabled subscription {db.subscription}"
+            return f"subscription {db.subscription} already disabled"
     except Exception as exc:
         return mask(f"could not disable subscription {db.subscription}: {_one_line(exc)}")
