@@ -37,7 +37,7 @@ class TableMerge:
     kept_primary: int = 0  # rows on both sides where the primary's version stays
     merged: list[str] = field(default_factory=list)  # unique conflicts resolved
     repointed: int = 0  # referencing rows re-pointed to a merged row
-    primary_only: int = 0
+    primary_only: int | None = 0  # None: not counted (the merge looked only at new rows)
     not_revived: int = 0  # rows the primary deleted while apart: not brought back
     merged_keys: list[str] = field(default_factory=list)  # standby keys merged away
     differences: list[str] = field(default_factory=list)  # reported, not merged
@@ -53,7 +53,8 @@ class TableMerge:
             parts.append(f"{self.kept_primary} kept the primary's version")
         if self.not_revived:
             parts.append(f"{self.not_revived} deleted on the primary while apart (not revived)")
-        parts.append(f"{self.primary_only} only on the primary (kept)")
+        if self.primary_only is not None:
+            parts.append(f"{self.primary_only} only on the primary (kept)")
         return f"{self.table}: " + ", ".join(parts)
 
 
@@ -71,15 +72,15 @@ def copy_rows(
     """Copy the rows with ``keys`` from ``src`` into a new temp table on ``dst``; return bytes."""
     with dst.cursor() as cur:
         cur.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(temp, t.ident))
-    out_q = sql.SQL(
-        "COPY (SELECT {} FROM {} AS r WHERE {} = ANY(%s)) TO STDOUT (FORMAT binary)"
-    ).format(t.cols("r"), t.ident, t.key_text("r"))
+    out_q = sql.SQL("COPY (SELECT {} FROM {} AS r WHERE {}) TO STDOUT (FORMAT binary)").format(
+        t.cols("r"), t.ident, t.key_in("r", keys)
+    )
     in_q = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(temp, t.cols())
     moved = 0
     with (
         src.cursor() as scur,
         dst.cursor() as dcur,
-        scur.copy(out_q, [keys]) as reader,
+        scur.copy(out_q) as reader,
         dcur.copy(in_q) as writer,
     ):
         for chunk in reader:
@@ -186,10 +187,10 @@ def new_since(
     baseline every key counts as new: nothing is dropped for want of knowledge."""
     if baseline is None or not keys:
         return set(keys)
-    query = sql.SQL(
-        "SELECT {} FROM {} AS r WHERE {} = ANY(%s) AND age(r.xmin) < age(%s::text::xid)"
-    ).format(t.key_text("r"), t.ident, t.key_text("r"))
-    return {str(k) for (k,) in _select(conn, query, [sorted(keys), str(baseline % 2**32)])}
+    query = sql.SQL("SELECT {} FROM {} AS r WHERE {} AND age(r.xmin) < age({}::text::xid)").format(
+        t.key_text("r"), t.ident, t.key_in("r", sorted(keys)), sql.Literal(str(baseline % 2**32))
+    )
+    return {str(k) for (k,) in _select(conn, query)}
 
 
 def merge_table(
@@ -201,11 +202,13 @@ def merge_table(
 ) -> TableMerge:
     """Merge one table (``d`` compares standby as source with primary as target)."""
     t = d.table
-    report = TableMerge(t.name, primary_only=len(d.only_b), bytes=d.bytes)
+    report = TableMerge(t.name, primary_only=len(d.only_b) if d.complete else None, bytes=d.bytes)
     fresh = new_since(standby, t, d.only_a | d.differ, baseline)
     report.not_revived = len(d.only_a - fresh)  # the primary deleted them while apart
     stale = len(d.differ - fresh)  # unchanged on the standby: the primary's version is newer
-    d = TableDiff(t, only_a=d.only_a & fresh, only_b=d.only_b, differ=d.differ & fresh)
+    d = TableDiff(
+        t, only_a=d.only_a & fresh, only_b=d.only_b, differ=d.differ & fresh, complete=d.complete
+    )
     keys = sorted(d.only_a | d.differ)
     if not keys:
         report.kept_primary = stale

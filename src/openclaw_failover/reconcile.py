@@ -35,7 +35,7 @@ from psycopg import pq, sql
 
 from openclaw_failover.merge import copy_rows, temp_name
 from openclaw_failover.pgmeta import Table, connect
-from openclaw_failover.rowdiff import TableDiff, diff_tables
+from openclaw_failover.rowdiff import TableDiff, diff_recent, diff_tables
 
 Progress = Callable[[str], None]
 # Raises ReconcileError when the standby holds rows it must not lose (table, keys
@@ -107,6 +107,26 @@ def subscription(standby: psycopg.Connection[Any], name: str) -> Subscription:
     )
 
 
+MAX_SINCE_AGE = 50_000_000  # older split points: compare whole tables (freezing may hide xmin)
+
+
+def split_point(primary: psycopg.Connection[Any], slot: str) -> str | None:
+    """The primary's side of the split: its old slot's catalog_xmin.
+
+    The slot stopped advancing when the standby stopped applying; every
+    transaction that committed on the primary after that has an xid at least
+    this one (it was running at, or started after, the slot's restart point).
+    """
+    row = primary.execute(
+        "SELECT catalog_xmin::text, age(catalog_xmin) FROM pg_replication_slots "
+        "WHERE slot_name = %s AND catalog_xmin IS NOT NULL",
+        [slot],
+    ).fetchone()
+    if row is None or int(row[1]) > MAX_SINCE_AGE:
+        return None
+    return str(row[0])
+
+
 def disable(standby: psycopg.Connection[Any], name: str) -> None:
     """Disable the subscription and wait until its apply worker is gone (autocommit conn)."""
     standby.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(sql.Identifier(name)))
@@ -151,10 +171,7 @@ def _apply(
             t = d.table
             with standby.cursor() as cur:
                 cur.execute(
-                    sql.SQL("DELETE FROM {} AS r WHERE {} = ANY(%s)").format(
-                        t.ident, t.key_text("r")
-                    ),
-                    [gone],
+                    sql.SQL("DELETE FROM {} AS r WHERE {}").format(t.ident, t.key_in("r", gone))
                 )
             report.deleted += len(d.only_b)
     for d in diffs:  # parents first
@@ -183,6 +200,7 @@ def make_equal(
     connect_timeout: float,
     progress: Progress | None = None,
     guard: Guard | None = None,
+    since: tuple[str, str] | None = None,
 ) -> ReconcileReport:
     """Steps 2-3: new slot, standby equal to its snapshot (commits on ``standby``)."""
     report = ReconcileReport(apply_errors_before=sub.apply_errors)
@@ -194,7 +212,10 @@ def make_equal(
             snap.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             snap.read_only = True
             snap.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-            diffs = diff_tables(snap, standby, tables, progress)
+            if since is None:
+                diffs = diff_tables(snap, standby, tables, progress)
+            else:  # rows changed since the split on either side, and keys on one side only
+                diffs = [diff_recent(snap, standby, t, *since) for t in tables]
             _apply(snap, standby, diffs, report, guard)
             report.bytes += sum(d.bytes for d in diffs)
             standby.commit()

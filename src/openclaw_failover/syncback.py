@@ -236,7 +236,7 @@ class _Rows:
         from openclaw_failover.merge import merge
         from openclaw_failover.rowdiff import diff_tables
 
-        diffs = diff_tables(s, p, tables, self.progress)
+        diffs = diff_tables(s, p, tables, self.progress, self.baseline)
         self.report.tables = merge(p, s, diffs, self.progress, self.baseline)
         if self.dry_run:
             p.rollback()
@@ -267,11 +267,23 @@ class _Rows:
             connect_timeout=self.db.connect_timeout,
             progress=self.progress,
             guard=self._guard(s),
+            since=self._since(p, sub),
         )
         self.report.reconcile.notes += notes
         s.autocommit = True
         reconcile.repoint(p, s, sub, self.report.reconcile, pending)
         self._done()
+
+    def _since(self, p: Any, sub: Any) -> tuple[str, str] | None:
+        """Both sides' split points, when known: then only recent rows are compared."""
+        from openclaw_failover import reconcile
+
+        if not self.split or self.baseline is None or not sub.slot:
+            return None
+        primary_since = reconcile.split_point(p, sub.slot)
+        if primary_since is None:
+            return None
+        return primary_since, str(self.baseline % 2**32)
 
     def _differs(self, p: Any, s: Any, tables: list[Any]) -> bool:
         from openclaw_failover.rowdiff import diff_tables
