@@ -1,16 +1,20 @@
+# `make demo`: the whole failover on this machine (`ocf demo`), in a virtualenv of its own.
+# `make test`: lint, types and the whole test suite, in the same virtualenv.
 # `make try`: a dry-run `ocf check` against a throwaway local example.
-# `make test`: lint, types and the whole test suite, in a virtualenv of its own.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: try test lint bench clean
+.PHONY: demo try test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[demo,test]'
 	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/ocf demo
 
 try: $(BIN)/.installed
 	$(BIN)/python examples/try_local.py
@@ -25,6 +29,7 @@ test: lint
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/tick.py
+	$(BIN)/python bench/syncback.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

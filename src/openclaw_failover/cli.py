@@ -273,6 +273,28 @@ def drill(
 
 
 @cli.command()
+@click.option("--keep", is_flag=True, help="Leave the sandbox running; print how to use it.")
+@click.option(
+    "--transport",
+    type=click.Choice(["auto", "openssh", "paramiko"]),
+    default="auto",
+    help="How the sandbox's primary is reached (auto: OpenSSH sshd when installed).",
+)
+def demo(keep: bool, transport: str) -> None:
+    """The whole failover on this machine: two PostgreSQL clusters, two gateways, SSH,
+    a fake Telegram; the original's power-loss and gateway-crash scenarios, timed.
+
+    Needs no config. Exit 0 when every check holds.
+    """
+    from openclaw_failover.sandbox.demo import run_demo
+
+    code = run_demo(keep=keep, transport=transport)
+    if code:
+        status = ExitStatus.CONFIG_ERROR if code == 2 else ExitStatus.ACTION_FAILED
+        raise Failed("demo failed", status)
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def status(c: Context, as_json: bool) -> None:
