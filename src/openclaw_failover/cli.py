@@ -294,6 +294,41 @@ def demo(keep: bool, transport: str) -> None:
         raise Failed("demo failed", status)
 
 
+@cli.command("history")
+@click.option(
+    "--since", default="7d", show_default=True, help="7d, 12h, 30m, or a UTC date (2026-11-01)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def history_cmd(c: Context, since: str, as_json: bool) -> None:
+    """What happened: transitions, actions, notices, sync-backs."""
+    from openclaw_failover import history
+
+    cfg = c.config()
+    try:
+        start = history.parse_since(since, now=c.environment.clock())
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    events = history.load(cfg.state_dir, start)
+    text = json.dumps(events, indent=2, sort_keys=True) if as_json else history.render(events)
+    click.echo(c.environment.mask(text))
+
+
+@cli.command("install")
+@click.argument("kind", type=click.Choice(["cron", "systemd"]))
+@click.option("--dry-run", "-n", is_flag=True, help="Print the files and commands; write nothing.")
+@pass_ctx
+def install_cmd(c: Context, kind: str, dry_run: bool) -> None:
+    """Schedule `ocf check` (cron.d / crontab, or a systemd user timer) with this user's paths."""
+    from openclaw_failover.install import install
+
+    c.config()  # a broken config is refused before anything is scheduled
+    path = find_config(c.config_path, c.environment.env)
+    code = install(kind, config_path=path, dry_run=dry_run, env=c.environment.env, say=click.echo)
+    if code:
+        raise Failed(f"install {kind} failed", ExitStatus(code))
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx

@@ -121,6 +121,7 @@ class CheckConfig:
     probe_timeout: float = 5.0
     deadline: float = 100.0
     alert_interval: float = 3600.0
+    interval: float = 120.0  # how often cron / the timer runs `ocf check` (status, doctor)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,13 @@ class FileRoot:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    metrics_textfile: Path | None = None
+    ping_url: str | None = None
+    ping_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
 class Config:
     primary: PrimaryConfig
     standby: StandbyConfig
@@ -156,6 +164,7 @@ class Config:
     messages: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MESSAGES))
     database: DatabaseConfig | None = None
     files: tuple[FileRoot, ...] = ()
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     source: str = "<config>"
 
     @property
@@ -247,6 +256,7 @@ SCHEMA: Schema = {
             "number", "a whole tick is aborted after this many seconds", 100, minimum=1
         ),
         "alert_interval": Key("number", "seconds between repeated alerts", 3600, minimum=0),
+        "interval": Key("number", "seconds between scheduled checks (cron/timer)", 120, minimum=1),
     },
     "telegram": {
         "token": Key("str", "bot token, use ${VAR}", required=True, secret=True),
@@ -259,6 +269,13 @@ SCHEMA: Schema = {
         for name, text in DEFAULT_MESSAGES.items()
     },
     "state_dir": Key("path", "state, events, logs", DEFAULT_STATE_DIR),
+    "metrics": {
+        "textfile": Key("path", "Prometheus textfile written each check (node_exporter)", None),
+    },
+    "monitoring": {
+        "ping_url": Key("url", "dead-man's-switch URL pinged after each check", None),
+        "ping_timeout": Key("number", "seconds for the ping", 5, minimum=0.1),
+    },
     "database": {
         "primary_dsn": Key("str", "libpq conninfo or URL of the primary's memu", required=True),
         "standby_dsn": Key("str", "libpq conninfo or URL of the standby's memu", required=True),
@@ -274,7 +291,7 @@ SCHEMA: Schema = {
         "workspace files synced back standby -> primary",
     ),
 }
-OPTIONAL_SECTIONS = frozenset({"telegram", "messages", "database"})
+OPTIONAL_SECTIONS = frozenset({"telegram", "messages", "database", "metrics", "monitoring"})
 NOT_BUILT: dict[str, str] = {}
 
 
@@ -366,6 +383,11 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         messages=messages,
         database=_database(doc["database"]),
         files=tuple(FileRoot(f["path"], f["remote_path"]) for f in doc["files"] or ()),
+        monitoring=MonitoringConfig(
+            metrics_textfile=(doc["metrics"] or {}).get("textfile"),
+            ping_url=(doc["monitoring"] or {}).get("ping_url"),
+            ping_timeout=(doc["monitoring"] or {}).get("ping_timeout") or 5.0,
+        ),
         source=source,
     )
 

@@ -38,6 +38,11 @@ def collect(
         "last_tick": _iso(s.last_tick_at),
         "last_tick_age_seconds": round(now - s.last_tick_at, 1) if s.last_tick_at else None,
         "last_reason": s.last_reason,
+        "interval_seconds": cfg.check.interval,
+        "next_check_due": _iso(s.last_tick_at + cfg.check.interval) if s.last_tick_at else None,
+        "check_overdue": bool(
+            s.last_tick_at and now > s.last_tick_at + 2 * cfg.check.interval + cfg.check.deadline
+        ),
         "counters": {
             "failed_checks": s.failed_ticks,
             "healthy_checks": s.healthy_ticks,
@@ -84,6 +89,15 @@ def _ago(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h ago"
 
 
+def _next_line(info: dict[str, Any]) -> str:
+    every = f"every {info['interval_seconds']:g}s"
+    if not info["next_check_due"]:
+        return f"no check has run yet ({every})"
+    if info["check_overdue"]:
+        return f"OVERDUE since {info['next_check_due']} ({every}): is cron / the timer running?"
+    return f"due {info['next_check_due']} ({every})"
+
+
 def _probe_line(probe: dict[str, Any] | None) -> str:
     if not probe:
         return "none yet"
@@ -99,6 +113,7 @@ def render(info: dict[str, Any]) -> str:
         f"paused:         {'yes, since ' + str(info['paused_since']) if info['paused'] else 'no'}",
         f"last check:     {_ago(info['last_tick_age_seconds'])}: {info['last_reason'] or '-'}",
         f"last probe:     {_probe_line(info['last_probe'])}",
+        f"next check:     {_next_line(info)}",
         f"counters:       failed {c['failed_checks']}, healthy {c['healthy_checks']}, "
         f"takeovers {c['takeovers']}, give-backs {c['givebacks']}",
         f"primary fenced: {'yes' if info['fenced'] else 'no'}",

@@ -89,11 +89,41 @@ class Tick:
             return self._guarded()
         try:
             with exclusive(self.cfg.state_dir, wait=lock_wait):
-                return self._guarded()
+                started = time.monotonic()
+                result = self._guarded()
+                self._monitor(result, time.monotonic() - started)
+                return result
         except Busy:
             log.info("another check is running")
             status = ExitStatus.ACTION_FAILED if self.request else ExitStatus.OK
             return TickResult(status, "another check is running")
+
+    def _monitor(self, result: TickResult, seconds: float) -> None:
+        """Metrics textfile and the dead-man's-switch ping: after the state is saved,
+        outside the deadline; neither can fail the check."""
+        mon = self.cfg.monitoring
+        if mon.metrics_textfile is not None:
+            from openclaw_failover import metrics
+
+            state = result.state or self.store.load()[0] or State()
+            metrics.write_textfile(
+                mon.metrics_textfile,
+                state,
+                tick_seconds=seconds,
+                exit_status=int(result.status),
+                now=self.clock(),
+                events_path=self.store.events_path,
+            )
+        if mon.ping_url and self.request is None:  # it watches the scheduled checks
+            from openclaw_failover import ping
+
+            line = ping.ping(
+                mon.ping_url,
+                ok=result.status is ExitStatus.OK,
+                timeout=mon.ping_timeout,
+                mask=self.mask,
+            )
+            (log.debug if ping.succeeded(line) else log.warning)("%s", line)
 
     def _guarded(self) -> TickResult:
         self._ends_at = time.monotonic() + self.cfg.check.deadline
