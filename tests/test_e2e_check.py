@@ -466,6 +466,20 @@ def test_takeover_and_give_back_with_row_sync_back(world: World, memu_pair: Any)
     assert pair.apply_error_count() == 0
     status = json.loads(world.ocf("status", "--json").stdout)
     assert status["role"] == "primary" and "rows" in status["sync_back"]
+    rep = status["replication"]
+    assert rep["enabled"] and rep["worker_running"] and rep["apply_errors"] == 0, rep
+    assert status["last_syncback"]["ok"] and "synced back" in status["last_syncback"]["summary"]
+    text = world.ocf("status").stdout
+    assert "replication:    enabled, worker running, slot active, 0 apply errors" in text
+    assert "next check:     due" in text
+    doctor = world.ocf("doctor", "--json")
+    report = json.loads(doctor.stdout)
+    by_status = {c["name"] + ": " + c["detail"]: c["status"] for c in report["checks"]}
+    assert any(
+        k.startswith("database: wal_level is logical") for k, v in by_status.items() if v == "ok"
+    )
+    assert any(k.startswith("schedule:") and v == "FAIL" for k, v in by_status.items())
+    assert doctor.returncode == 1  # nothing schedules `ocf check` here
 
 
 @pytest.mark.parametrize("memu_pair", ["pg18"], indirect=True)

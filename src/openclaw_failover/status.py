@@ -65,9 +65,51 @@ def collect(
         "notifications": "telegram" if cfg.telegram else "off (no telegram section)",
         "sync_back": _sync_status(cfg),
         "state_file": str(store.path),
+        "replication": _replication(cfg),
+        "last_syncback": _last_syncback(store),
         "state_warning": warning,
         "last_events": store.last_events(events),
     }
+
+
+def _replication(cfg: Config) -> dict[str, Any] | None:
+    if cfg.database is None:
+        return None
+    from openclaw_failover.replstatus import replication_health
+
+    return replication_health(cfg)
+
+
+def _last_syncback(store: StateStore) -> dict[str, Any] | None:
+    """The last sync-back: a give-back action or an `ocf syncback` run."""
+    for event in reversed(store.last_events(500)):
+        if event.get("type") == "syncback":
+            return {"at": event.get("at"), "ok": event.get("ok"), "summary": event.get("summary")}
+        if event.get("type") == "action" and event.get("action") == "GiveBack":
+            steps = [s for s in event.get("steps", []) if "synced back" in s or "sync-back" in s]
+            return {"at": event.get("at"), "ok": event.get("ok"), "summary": "; ".join(steps[-1:])}
+    return None
+
+
+def _replication_line(rep: dict[str, Any] | None) -> str:
+    if rep is None:
+        return "off (no database: section)"
+    if "error" in rep and "enabled" not in rep:
+        return f"error: {rep['error']}"
+    parts = [
+        "enabled" if rep.get("enabled") else "DISABLED",
+        "worker running" if rep.get("worker_running") else "no worker",
+        "slot active" if rep.get("slot_active") else "slot inactive",
+        f"{rep.get('apply_errors', '?')} apply errors",
+    ]
+    if rep.get("lag_bytes") is not None:
+        lag_s = rep.get("lag_seconds")
+        parts.append(
+            f"lag {rep['lag_bytes']} B" + (f" / {lag_s:.1f}s" if lag_s is not None else "")
+        )
+    if rep.get("error"):
+        parts.append(f"error: {rep['error']}")
+    return ", ".join(parts)
 
 
 def _sync_status(cfg: Config) -> str:
@@ -125,6 +167,12 @@ def render(info: dict[str, Any]) -> str:
         err = f", last error: {n['last_error']}" if n["last_error"] else ""
         lines.append(f"  - {n['kind']} from {n['created']} ({n['attempts']} attempts{err})")
     lines.append(f"sync-back:      {info['sync_back']}")
+    last = info.get("last_syncback")
+    if last:
+        lines.append(
+            f"last sync-back: {last['at']} {'ok' if last['ok'] else 'FAILED'}: {last['summary']}"
+        )
+    lines.append(f"replication:    {_replication_line(info.get('replication'))}")
     if info["state_warning"]:
         lines.append(f"warning:        {info['state_warning']}")
     if info["last_events"]:
