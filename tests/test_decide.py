@@ -374,6 +374,18 @@ def test_reconcile_from_local_gateway() -> None:
     assert reconcile(False, NOW)[0].role is Role.PRIMARY
 
 
+def test_reconcile_remembers_fencing_and_a_pending_give_back() -> None:
+    s, how = reconcile(True, NOW, fenced=True)
+    assert s.role is Role.FAILOVER and s.fenced and "fenced" in how
+    s, how = reconcile(False, NOW, split=True)
+    assert s.role is Role.GIVING_BACK and not s.fenced and "never given back" in how
+    s, _ = reconcile(False, NOW, fenced=True)
+    assert s.role is Role.GIVING_BACK and s.fenced
+    # and the machine then gives back (a fenced primary: SSH is enough)
+    d = decide(s, obs(S.GATEWAY_DOWN, local_up=False), make_cfg(fence=True), NOW)
+    assert kinds(d.actions) == ["GiveBack"] and d.actions[0].unfence
+
+
 def test_should_retry_only_where_it_matters() -> None:
     fail = ProbeResult(S.UNREACHABLE, 1.0)
     assert should_retry(State(), fail)

@@ -19,6 +19,7 @@ from openclaw_failover.decide import Action, GiveBack, Outcome, RestartLocal, Ta
 from openclaw_failover.gateway import LocalGateway
 from openclaw_failover.model import CommandResult, ProbeResult, ProbeStatus
 from openclaw_failover.runner import Masker
+from openclaw_failover.state import FENCE_MARKER
 
 if TYPE_CHECKING:
     from openclaw_failover.syncback import SyncReport
@@ -93,6 +94,9 @@ class Actor:
     def _fence(self, steps: list[str]) -> bool:
         command = self.cfg.primary.gateway.stop_command
         assert command is not None
+        if not self.dry_run:  # before the stop: a lost state file must not forget it
+            self.cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            (self.cfg.state_dir / FENCE_MARKER).touch()
         res = self._remote(command)
         steps.append(f"fence primary: {res.summary()}")
         if not res.ok:

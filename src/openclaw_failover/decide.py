@@ -110,11 +110,23 @@ def should_retry(state: State | None, result: ProbeResult) -> bool:
     return state is None or state.role in (Role.PRIMARY, Role.GIVING_BACK)
 
 
-def reconcile(local_up: bool, now: float) -> tuple[State, str]:
-    """A fresh state from reality, when the state file was missing or corrupt."""
+def reconcile(
+    local_up: bool, now: float, *, fenced: bool = False, split: bool = False
+) -> tuple[State, str]:
+    """A fresh state from reality, when the state file was missing or corrupt.
+
+    ``fenced``: ocf's fence marker says it stopped the primary's gateway (which
+    cannot come back by itself).  ``split``: a takeover's sync-back baseline was
+    never cleared, so what the standby wrote has not been synced back yet.
+    """
+    fence = "; the primary's gateway was fenced by ocf" if fenced else ""
     if local_up:
-        state = State(role=Role.FAILOVER, since=now)
-        return state, "local gateway is answering: assuming this standby serves (failover)"
+        state = State(role=Role.FAILOVER, since=now, fenced=fenced)
+        return state, f"local gateway is answering: assuming this standby serves (failover){fence}"
+    if split or fenced:
+        state = State(role=Role.GIVING_BACK, since=now, fenced=fenced)
+        why = "a takeover was never given back" if split else "ocf fenced the primary's gateway"
+        return state, f"local gateway is not answering, but {why}: give-back pending{fence}"
     return State(role=Role.PRIMARY, since=now), "local gateway is not answering: assuming primary"
 
 

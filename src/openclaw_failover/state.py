@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 STATE_FILE = "state.json"
 EVENTS_FILE = "events.jsonl"
+FENCE_MARKER = (
+    "fenced"  # exists while ocf keeps the primary's gateway stopped: survives a lost state
+)
 
 
 class Role(enum.StrEnum):

@@ -28,7 +28,7 @@ from openclaw_failover.decide import (
 from openclaw_failover.lock import Busy, DeadlineExceeded, deadline, exclusive
 from openclaw_failover.model import Notice, Observation, ProbeResult
 from openclaw_failover.runner import Masker
-from openclaw_failover.state import State, StateStore
+from openclaw_failover.state import FENCE_MARKER, State, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +147,9 @@ class Tick:
         # Notices join the outbox before the state that caused them is saved, so a
         # tick killed from here on can never lose one.
         new = self._queue(decision.state, decision.actions, now)
-        state = self._transition(state, new, decision.reason)
         if decision.actions:  # the intent first: a tick killed while acting is resumed
-            self._persist(state)
+            self._persist(new)
+        state = self._transition(state, new, decision.reason)
         state = self._act(state, decision, result)
         state = self._deliver(state)
         state.last_reason = result.reason
@@ -176,8 +176,12 @@ class Tick:
         return Observation(tuple(attempts), self.actor.local.is_up())
 
     def _reconciled(self, warning: str | None, obs: Observation, now: float) -> State:
+        from openclaw_failover.syncback import BASELINE_FILE
+
         local_up = obs.local_up if obs.local_up is not None else self.actor.local.is_up()
-        state, how = reconcile(local_up, now)
+        fenced = (self.cfg.state_dir / FENCE_MARKER).exists()
+        split = (self.cfg.state_dir / BASELINE_FILE).exists()
+        state, how = reconcile(local_up, now, fenced=fenced, split=split)
         log.warning("%s; %s", warning, how)
         if not self.dry_run:
             aside = self.store.set_aside()
@@ -205,8 +209,9 @@ class Tick:
                 steps=outcome.steps,
                 duration=round(time.monotonic() - started, 3),
             )
-            state = self._transition(state, self._queue(new, notes, now), reason)
-            self._persist(state)
+            queued = self._queue(new, notes, now)
+            self._persist(queued)
+            state = self._transition(state, queued, reason)
         result.notices = [n.text for n in state.outbox]
         return state
 
@@ -264,8 +269,14 @@ class Tick:
         return new
 
     def _persist(self, state: State) -> None:
-        if not self.dry_run:
-            self.store.save(state)
+        if self.dry_run:
+            return
+        self.store.save(state)
+        marker = self.cfg.state_dir / FENCE_MARKER  # exists exactly while fenced (see actions)
+        if state.fenced:
+            marker.touch()
+        else:
+            marker.unlink(missing_ok=True)
 
     def _event(self, event_type: str, /, **data: object) -> None:
         if not self.dry_run:
