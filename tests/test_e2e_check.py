@@ -581,3 +581,56 @@ def test_ocf_drill_refuses_without_fencing_commands(world: World) -> None:
     r = world.ocf("drill", "--yes")
     assert r.returncode == 1 and "stop_command and start_command must both be set" in r.stdout
     assert world.answers(world.primary_port)
+
+
+@pytest.mark.parametrize("memu_pair", ["pg18"], indirect=True)
+def test_check_writes_metrics_and_pings(world: World, memu_pair: Any) -> None:
+    import http.server
+    import threading
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    hits: list[str] = []
+
+    class Ping(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ping)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    prom = world.tmp / "textfile" / "ocf.prom"
+    prom.parent.mkdir()
+    pair = memu_pair
+    world.configure(
+        database={"primary_dsn": pair.primary.dsn(), "standby_dsn": pair.standby.dsn()},
+        metrics={"textfile": str(prom)},
+        monitoring={
+            "ping_url": f"http://127.0.0.1:{server.server_port}/ping/abc",
+            "ping_timeout": 2,
+        },
+    )
+    try:
+        assert world.ocf("check").returncode == 0
+        names = {
+            s.name: s for f in text_string_to_metric_families(prom.read_text()) for s in f.samples
+        }
+        assert names["ocf_takeovers_total"].value == 0 and "ocf_replication_lag_bytes" in names
+        role = [
+            s
+            for f in text_string_to_metric_families(prom.read_text())
+            for s in f.samples
+            if s.name == "ocf_role" and s.labels["role"] == "primary"
+        ]
+        assert role and role[0].value == 1
+        assert hits == ["/ping/abc"]
+        world.configure(standby={"gateway": {"start_command": ["false"], "start_timeout": 0.5}})
+        world.primary("stop")
+        assert world.ocf("check").returncode == 1  # the takeover failed
+        assert hits[-1] == "/ping/abc/fail"
+    finally:
+        server.shutdown()

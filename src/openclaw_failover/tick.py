@@ -106,11 +106,17 @@ class Tick:
             from openclaw_failover import metrics
 
             state = result.state or self.store.load()[0] or State()
+            replication = None
+            if self.cfg.database is not None:  # opted in to metrics: worth two connections
+                from openclaw_failover.replstatus import replication_health
+
+                replication = replication_health(self.cfg)
             metrics.write_textfile(
                 mon.metrics_textfile,
                 state,
                 tick_seconds=seconds,
                 exit_status=int(result.status),
+                replication=replication,
                 now=self.clock(),
                 events_path=self.store.events_path,
             )
