@@ -153,9 +153,11 @@ class Tick:
         # Notices join the outbox before the state that caused them is saved, so a
         # tick killed from here on can never lose one.
         new = self._queue(decision.state, decision.actions, now)
-        if decision.actions:  # the intent first: a tick killed while acting is resumed
-            self._persist(new)
+        # The transition is logged, then saved (write-ahead): a check killed in between
+        # leaves one event the next check repeats, never a transition missing from the log.
         state = self._transition(state, new, decision.reason)
+        if decision.actions:  # the intent first: a tick killed while acting is resumed
+            self._persist(state)
         state = self._act(state, decision, result)
         state = self._deliver(state)
         state.last_reason = result.reason
@@ -215,9 +217,8 @@ class Tick:
                 steps=outcome.steps,
                 duration=round(time.monotonic() - started, 3),
             )
-            queued = self._queue(new, notes, now)
-            self._persist(queued)
-            state = self._transition(state, queued, reason)
+            state = self._transition(state, self._queue(new, notes, now), reason)
+            self._persist(state)
         result.notices = [n.text for n in state.outbox]
         return state
 
