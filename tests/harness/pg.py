@@ -69,6 +69,8 @@ import psycopg
 from psycopg import sql
 from psycopg.abc import Params
 
+from openclaw_failover.sandbox.postgres import _conf_value
+
 LOOPBACK = "127.0.0.1"
 SUPERUSER = "postgres"
 MEMU_DB = "memu"
@@ -464,14 +466,6 @@ def _kill_leftovers() -> None:
     for cluster in list(_live_clusters):
         with contextlib.suppress(Exception):
             cluster.kill()
-
-
-def _conf_value(value: str | int | float | bool) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, int | float):
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 # --------------------------------------------------------------------------- cluster

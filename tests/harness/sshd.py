@@ -32,6 +32,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from openclaw_failover.sandbox.procs import descendants
+from openclaw_failover.sandbox.ssh import read_banner
+
 SSHD = "/usr/sbin/sshd"
 LOOPBACK = "127.0.0.1"
 SKIP_REASON = "OpenSSH sshd not installed (apt-get install openssh-server)"
@@ -70,18 +73,6 @@ def generate_key(path: Path, key_type: str = "ed25519", comment: str = "ocf-test
         capture_output=True,
     )
     return path
-
-
-def read_banner(host: str, port: int, timeout: float) -> str:
-    """Connect and return the first line the server sends (raises OSError)."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        data = b""
-        while b"\n" not in data:
-            chunk = sock.recv(256)
-            if not chunk:
-                break
-            data += chunk
-    return data.decode("ascii", "replace").strip()
 
 
 class SSHServer:
@@ -240,7 +231,7 @@ class SSHServer:
             if self._proc is not None and self._proc.poll() is not None:
                 raise RuntimeError(f"sshd exited with {self._proc.returncode}:\n{self.log()}")
             try:
-                if read_banner(self.host, self.port, timeout=1.0).startswith("SSH-"):
+                if read_banner(self.port, timeout=1.0).startswith("SSH-"):
                     return
             except OSError:
                 pass
@@ -260,7 +251,7 @@ class SSHServer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        children = _descendants(proc.pid) if sessions else []
+        children = descendants(proc.pid) if sessions else []
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -298,24 +289,6 @@ class SSHServer:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (Linux /proc; empty where there is none)."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        kids = parents.get(todo.pop(), [])
-        found += kids
-        todo += kids
-    return found
 
 
 class HangListener:
