@@ -187,7 +187,7 @@ def new_since(
     baseline every key counts as new: nothing is dropped for want of knowledge."""
     if baseline is None or not keys:
         return set(keys)
-    query = sql.SQL("SELECT {} FROM {} AS r WHERE {} AND age(r.xmin) < age({}::text::xid)").format(
+    query = sql.SQL("SELECT {} FROM {} AS r WHERE {} AND age(r.xmin) <= age({}::text::xid)").format(
         t.key_text("r"), t.ident, t.key_in("r", sorted(keys)), sql.Literal(str(baseline % 2**32))
     )
     return {str(k) for (k,) in _select(conn, query)}

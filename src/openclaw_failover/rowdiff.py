@@ -119,7 +119,7 @@ def diff_since(
     ``only_b`` stays empty: rows only ``b`` has are not looked for here.
     """
     fresh = sql.SQL(
-        "SELECT {key}, {fp} FROM {table} AS r WHERE age(r.xmin) < age({xid}::text::xid)"
+        "SELECT {key}, {fp} FROM {table} AS r WHERE age(r.xmin) <= age({xid}::text::xid)"
     ).format(
         key=t.key_text("r"),
         fp=t.fingerprint("r"),
@@ -179,7 +179,7 @@ def _bucket_keys(conn: psycopg.Connection[Any], t: Table, buckets: list[int]) ->
 
 def _fresh(conn: psycopg.Connection[Any], t: Table, since: str) -> dict[str, int]:
     query = sql.SQL(
-        "SELECT {key}, {fp} FROM {table} AS r WHERE age(r.xmin) < age({xid}::text::xid)"
+        "SELECT {key}, {fp} FROM {table} AS r WHERE age(r.xmin) <= age({xid}::text::xid)"
     ).format(key=t.key_text("r"), fp=t.fingerprint("r"), table=t.ident, xid=sql.Literal(since))
     return {str(k): int(fp) for k, fp in _fetch(conn, query)}
 
@@ -202,7 +202,7 @@ def diff_recent(
 ) -> TableDiff:
     """The full difference, found from recent rows only.
 
-    Rows changed on either side since the split (``xmin`` newer than ``a_since``
+    Rows changed on either side since the split (``xmin`` at or after ``a_since``
     on ``a``, ``b_since`` on ``b``) are compared by fingerprint; keys present
     on one side only (inserts, deletes, merged-away rows) are found from
     key-only bucket sums, which print no row.
