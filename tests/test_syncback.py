@@ -37,7 +37,9 @@ def run(pair: MemuPair, **kw: Any) -> SyncReport:
 def split(pair: MemuPair) -> None:
     """What the takeover does: the standby stops applying the primary's changes."""
     pair.wait_caught_up()
-    assert disable_subscription(cfg_for(pair), Masker()) == "disabled subscription memu_sub"
+    assert disable_subscription(cfg_for(pair), Masker()).startswith(
+        "disabled subscription memu_sub; recorded"
+    )
 
 
 def rows(pair: MemuPair, side: str) -> dict[str, dict[Any, tuple[Any, ...]]]:
@@ -288,12 +290,15 @@ def test_stalled_subscription_is_repaired(memu_pair: MemuPair) -> None:
     while pair.apply_error_count() == 0 and time.monotonic() < end:
         time.sleep(0.2)
     assert pair.apply_error_count() > 0
-    report = run(pair, split=False)  # the standby never served: a repair, nothing to merge
+    report = run(pair, split=False)  # no takeover baseline: merge first, then repair
     assert report.ok, report.error
-    assert report.tables == [] and report.reconcile is not None
-    assert report.reconcile.apply_errors_before
-    with pair.primary.connect() as p:  # the stray standby row was not pushed to the primary
-        assert not p.execute(
+    assert report.reconcile is not None and report.reconcile.apply_errors_before
+    by_table = {t.table: t for t in report.tables}
+    assert by_table["resources"].kept_primary == 1  # the primary's row is newer
+    assert by_table["memory_items"].inserted == 1
+    assert "a row the primary deleted may have returned" in "\n".join(report.lines())
+    with pair.primary.connect() as p:  # the standby's memory was merged, not deleted
+        assert p.execute(
             "SELECT 1 FROM memory_items WHERE id = %s", [m["memory_item_id"]]
         ).fetchone()
     assert_flowing(pair)

@@ -200,7 +200,8 @@ def syncback(c: Context, dry_run: bool, as_json: bool) -> None:
     from openclaw_failover.gateway import LocalGateway
     from openclaw_failover.lock import Busy, exclusive
     from openclaw_failover.state import Role
-    from openclaw_failover.syncback import read_baseline, sync_back
+    from openclaw_failover.syncback import sync_back
+    from openclaw_failover.syncrows import read_baseline
 
     cfg = c.config()
     c.setup_logging(cfg, to_file=not dry_run)

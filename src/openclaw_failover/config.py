@@ -139,6 +139,8 @@ class DatabaseConfig:
     subscription: str = "memu_sub"
     tables: tuple[str, ...] = ()  # empty: every table the subscription's publications carry
     connect_timeout: float = 10.0
+    quarantine_days: float = 30.0
+    quarantine_max_mb: float = 1024.0
 
 
 @dataclass(frozen=True)
@@ -282,6 +284,18 @@ SCHEMA: Schema = {
         "subscription": Key("str", "the standby's subscription", "memu_sub"),
         "tables": Key("strlist", "tables to sync (default: the publications' tables)", []),
         "connect_timeout": Key("number", "seconds to connect to either database", 10, minimum=1),
+        "quarantine_days": Key(
+            "number",
+            "days a quarantine batch (rows sync-back replaced or deleted) is kept",
+            30,
+            minimum=1,
+        ),
+        "quarantine_max_mb": Key(
+            "number",
+            "size cap of the quarantine folder in MB (oldest batches go first)",
+            1024,
+            minimum=1,
+        ),
     },
     "files": ListOf(
         {
@@ -401,6 +415,8 @@ def _database(d: dict[str, Any] | None) -> DatabaseConfig | None:
         subscription=d["subscription"],
         tables=tuple(d["tables"] or ()),
         connect_timeout=d["connect_timeout"],
+        quarantine_days=d["quarantine_days"],
+        quarantine_max_mb=d["quarantine_max_mb"],
     )
 
 

@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from openclaw_failover.pgmeta import Table, UniqueIndex
+from openclaw_failover.quarantine import Writer
 from openclaw_failover.rowdiff import TableDiff
 
 Progress = Callable[[str], None]
@@ -42,6 +43,9 @@ class TableMerge:
     merged_keys: list[str] = field(default_factory=list)  # standby keys merged away
     differences: list[str] = field(default_factory=list)  # reported, not merged
     bytes: int = 0  # checksums, keys and rows that crossed the network
+    orphans: list[str] = field(default_factory=list)  # standby keys set aside: parent gone
+    discarded: list[str] = field(default_factory=list)  # standby-only keys not merged (asked)
+    deleted: int = 0  # rows deleted here because the standby deleted them
 
     def line(self) -> str:
         parts = [f"{self.inserted} inserted", f"{self.updated} updated"]
@@ -53,6 +57,12 @@ class TableMerge:
             parts.append(f"{self.kept_primary} kept the primary's version")
         if self.not_revived:
             parts.append(f"{self.not_revived} deleted on the primary while apart (not revived)")
+        if self.deleted:
+            parts.append(f"{self.deleted} deleted (deleted on the standby)")
+        if self.orphans:
+            parts.append(f"{len(self.orphans)} set aside in quarantine (parent deleted here)")
+        if self.discarded:
+            parts.append(f"{len(self.discarded)} only on the standby, discarded as asked")
         if self.primary_only is not None:
             parts.append(f"{self.primary_only} only on the primary (kept)")
         return f"{self.table}: " + ", ".join(parts)
@@ -193,33 +203,62 @@ def new_since(
     return {str(k) for (k,) in _select(conn, query)}
 
 
-def merge_table(
-    primary: psycopg.Connection[Any],
-    standby: psycopg.Connection[Any],
-    d: TableDiff,
-    remaps: dict[str, dict[str, str]],
-    baseline: int | None = None,
-) -> TableMerge:
-    """Merge one table (``d`` compares standby as source with primary as target)."""
-    t = d.table
-    report = TableMerge(t.name, primary_only=len(d.only_b) if d.complete else None, bytes=d.bytes)
-    fresh = new_since(standby, t, d.only_a | d.differ, baseline)
-    report.not_revived = len(d.only_a - fresh)  # the primary deleted them while apart
-    stale = len(d.differ - fresh)  # unchanged on the standby: the primary's version is newer
-    d = TableDiff(
-        t, only_a=d.only_a & fresh, only_b=d.only_b, differ=d.differ & fresh, complete=d.complete
+def _orphans(conn: psycopg.Connection[Any], t: Table, temp: sql.Identifier) -> list[str]:
+    """Keys of incoming rows whose parent row is on neither the primary nor in ``temp``."""
+    found: set[str] = set()
+    for fk in t.parents:
+        col, pcol = sql.Identifier(fk.column), sql.Identifier(fk.parent_column)
+        parent = sql.Identifier(*fk.parent.split(".", 1))
+        extra: sql.Composable = sql.SQL("")
+        if fk.parent == t.qualified:  # a row may point at another incoming row
+            extra = sql.SQL(" AND NOT EXISTS (SELECT 1 FROM {} AS o WHERE o.{} = n.{})").format(
+                temp, pcol, col
+            )
+        query = sql.SQL(
+            "SELECT {key} FROM {temp} AS n WHERE n.{col} IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE p.{pcol} = n.{col}){extra}"
+        ).format(key=t.key_text("n"), temp=temp, col=col, parent=parent, pcol=pcol, extra=extra)
+        found.update(str(k) for (k,) in _select(conn, query))
+    return sorted(found)
+
+
+def _set_aside_orphans(
+    conn: psycopg.Connection[Any], t: Table, temp: sql.Identifier, q: Writer, report: TableMerge
+) -> None:
+    """An incoming row whose parent the primary deleted is kept in quarantine, not merged:
+    one such row never holds back the others."""
+    orphans = _orphans(conn, t, temp)
+    if not orphans:
+        return
+    q.save(conn, "standby", t, orphans, "its parent row was deleted on the primary", rel=temp)
+    _exec(
+        conn,
+        sql.SQL("DELETE FROM {} AS r WHERE {} = ANY(%s)").format(temp, t.key_text("r")),
+        [orphans],
     )
-    keys = sorted(d.only_a | d.differ)
-    if not keys:
-        report.kept_primary = stale
-        return report
-    temp = temp_name(t, "ocf_in")
-    report.bytes += copy_rows(standby, primary, t, keys, temp)
-    report.repointed = _repoint(primary, t, temp, remaps)
-    remaps[t.qualified] = _resolve_uniques(primary, t, temp, d.differ, report)
+    report.orphans += orphans
+    report.differences += [
+        f"{t.name} {k}: its parent was deleted on the primary; the standby's row is in quarantine"
+        for k in orphans[:20]
+    ]
+
+
+def apply_incoming(
+    primary: psycopg.Connection[Any],
+    t: Table,
+    temp: sql.Identifier,
+    existing: set[str],
+    remaps: dict[str, dict[str, str]],
+    q: Writer,
+    report: TableMerge,
+) -> None:
+    """Merge the rows in ``temp`` into ``t`` on ``primary``; ``existing``: keys on both."""
+    report.repointed += _repoint(primary, t, temp, remaps)
+    remaps[t.qualified] = _resolve_uniques(primary, t, temp, existing, report)
     if any(fk.parent == t.qualified for fk in t.parents):  # rows pointing into their own table
         report.repointed += _repoint(primary, t, temp, {t.qualified: remaps[t.qualified]})
-    report.inserted = _exec(
+    _set_aside_orphans(primary, t, temp, q, report)
+    report.inserted += _exec(
         primary,
         sql.SQL(
             "INSERT INTO {t} ({cols}) SELECT {ncols} FROM {temp} AS n "
@@ -228,24 +267,67 @@ def merge_table(
             t=t.ident, cols=t.cols(), ncols=t.cols("n"), temp=temp, join=_pk_join(t, "p", "n")
         ),
     )
-    both = len(d.differ) - report.kept_primary
-    if t.has_updated_at:
-        report.updated = _exec(
-            primary,
-            sql.SQL(
-                "UPDATE {t} AS p SET ({cols}) = ROW({ncols}) FROM {temp} AS n "
-                "WHERE {join} AND n.updated_at > p.updated_at"
-            ).format(
-                t=t.ident, cols=t.cols(), ncols=t.cols("n"), temp=temp, join=_pk_join(t, "p", "n")
-            ),
-        )
-        report.kept_primary += both - report.updated
-    else:
+    both = len(existing) - report.kept_primary
+    if not t.has_updated_at:
         report.kept_primary += both
         report.differences += [
             f"{t.name} {k}: differs on both sides, no updated_at: kept the primary's version"
-            for k in sorted(d.differ)[:20]
+            for k in sorted(existing)[:20]
         ]
+        return
+    join = _pk_join(t, "p", "n")
+    replaced = _select(
+        primary,
+        sql.SQL(
+            "SELECT {key} FROM {t} AS p JOIN {temp} AS n ON {join} "
+            "WHERE n.updated_at > p.updated_at"
+        ).format(key=t.key_text("p"), t=t.ident, temp=temp, join=join),
+    )
+    q.save(
+        primary,
+        "primary",
+        t,
+        [str(k) for (k,) in replaced],
+        "replaced by the standby's newer version",
+    )
+    report.updated += _exec(
+        primary,
+        sql.SQL(
+            "UPDATE {t} AS p SET ({cols}) = ROW({ncols}) FROM {temp} AS n "
+            "WHERE {join} AND n.updated_at > p.updated_at"
+        ).format(t=t.ident, cols=t.cols(), ncols=t.cols("n"), temp=temp, join=join),
+    )
+    report.kept_primary += both - report.updated
+
+
+def merge_table(
+    primary: psycopg.Connection[Any],
+    standby: psycopg.Connection[Any],
+    d: TableDiff,
+    remaps: dict[str, dict[str, str]],
+    baseline: int | None,
+    q: Writer,
+    *,
+    discard_standby_only: bool = False,
+) -> TableMerge:
+    """Merge one table (``d`` compares standby as source with primary as target)."""
+    t = d.table
+    report = TableMerge(t.name, primary_only=len(d.only_b) if d.complete else None, bytes=d.bytes)
+    fresh = new_since(standby, t, d.only_a | d.differ, baseline)
+    report.not_revived = len(d.only_a - fresh)  # the primary deleted them while apart
+    stale = len(d.differ - fresh)  # unchanged on the standby: the primary's version is newer
+    only_a = d.only_a & fresh
+    if discard_standby_only:
+        report.discarded = sorted(only_a)
+        only_a = set()
+    differ = d.differ & fresh
+    keys = sorted(only_a | differ)
+    if keys:
+        temp = temp_name(t, "ocf_in")
+        report.bytes += copy_rows(standby, primary, t, keys, temp)
+        apply_incoming(primary, t, temp, differ, remaps, q, report)
+    else:
+        remaps[t.qualified] = {}
     report.kept_primary += stale
     return report
 
@@ -254,8 +336,11 @@ def merge(
     primary: psycopg.Connection[Any],
     standby: psycopg.Connection[Any],
     diffs: list[TableDiff],
+    q: Writer,
     progress: Progress | None = None,
     baseline: int | None = None,
+    *,
+    discard_standby_only: bool = False,
 ) -> list[TableMerge]:
     """Merge every table in order inside the caller's transaction on ``primary``."""
     remaps: dict[str, dict[str, str]] = {}
@@ -263,5 +348,9 @@ def merge(
     for d in diffs:
         if progress and (d.only_a or d.differ):
             progress(f"merging {d.table.name}: {len(d.only_a) + len(d.differ):,} rows differ")
-        out.append(merge_table(primary, standby, d, remaps, baseline))
+        out.append(
+            merge_table(
+                primary, standby, d, remaps, baseline, q, discard_standby_only=discard_standby_only
+            )
+        )
     return out

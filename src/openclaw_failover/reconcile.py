@@ -33,8 +33,10 @@ from typing import Any
 import psycopg
 from psycopg import pq, sql
 
+from openclaw_failover import faults
 from openclaw_failover.merge import copy_rows, temp_name
 from openclaw_failover.pgmeta import Table, connect
+from openclaw_failover.quarantine import Writer
 from openclaw_failover.rowdiff import TableDiff, diff_recent, diff_tables
 
 Progress = Callable[[str], None]
@@ -159,8 +161,11 @@ def _apply(
     diffs: list[TableDiff],
     report: ReconcileReport,
     guard: Guard | None,
+    quarantine: Writer,
 ) -> None:
-    """Make the standby's tables equal to the snapshot (inside the standby's transaction)."""
+    """Make the standby's tables equal to the snapshot (inside the standby's transaction).
+
+    Every standby row deleted or replaced is kept in quarantine first."""
     standby.execute("SET LOCAL session_replication_role = replica")
     if guard is not None:
         for d in diffs:
@@ -169,6 +174,10 @@ def _apply(
         gone = sorted(d.only_b | d.differ)
         if gone:
             t = d.table
+            quarantine.save(
+                standby, "standby", t, d.only_b, "not on the primary (standby made equal)"
+            )
+            quarantine.save(standby, "standby", t, d.differ, "replaced by the primary's version")
             with standby.cursor() as cur:
                 cur.execute(
                     sql.SQL("DELETE FROM {} AS r WHERE {}").format(t.ident, t.key_in("r", gone))
@@ -201,10 +210,17 @@ def make_equal(
     progress: Progress | None = None,
     guard: Guard | None = None,
     since: tuple[str, str] | None = None,
+    quarantine: Writer,
+    before_commit: Callable[[ReconcileReport, int], None] | None = None,
 ) -> ReconcileReport:
-    """Steps 2-3: new slot, standby equal to its snapshot (commits on ``standby``)."""
+    """Steps 2-3: new slot, standby equal to its snapshot (commits on ``standby``).
+
+    ``before_commit(report, xid)`` runs just before the standby's commit, with the
+    standby transaction's id: a caller records it to tell, after a kill, whether
+    that commit happened (``txid_status``)."""
     report = ReconcileReport(apply_errors_before=sub.apply_errors)
     repl, report.slot, report.lsn, snapshot = create_slot(primary_dsn, sub, connect_timeout)
+    faults.point("reconcile:after-slot")
     try:
         if progress:
             progress(f"reconciling the standby with the primary as of {report.lsn}")
@@ -216,9 +232,14 @@ def make_equal(
                 diffs = diff_tables(snap, standby, tables, progress)
             else:  # rows changed since the split on either side, and keys on one side only
                 diffs = [diff_recent(snap, standby, t, *since) for t in tables]
-            _apply(snap, standby, diffs, report, guard)
+            _apply(snap, standby, diffs, report, guard, quarantine)
             report.bytes += sum(d.bytes for d in diffs)
+            row = standby.execute("SELECT txid_current()").fetchone()
+            if before_commit is not None and row is not None:
+                before_commit(report, int(row[0]))
+            faults.point("reconcile:before-commit")
             standby.commit()
+            faults.point("reconcile:after-commit")
             snap.rollback()
     except BaseException:
         standby.rollback()
@@ -271,19 +292,27 @@ def repoint(
     report: ReconcileReport,
     pending: PendingSlots,
 ) -> None:
-    """Step 4 (both autocommit): the subscription follows the new slot from its snapshot on."""
+    """Step 4 (both autocommit): the subscription follows the new slot from its snapshot on.
+
+    Safe to run again after a kill at any point: a subscription already on the
+    new slot keeps its origin when it is enabled (it may have applied past it)."""
     name = sql.Identifier(sub.name)
-    if sub.slot:
+    if sub.slot and sub.slot != report.slot:
         pending.add(sub.slot)  # recorded before it stops being the subscription's slot
-    standby.execute(
-        sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = {})").format(name, sql.Literal(report.slot))
-    )
-    standby.execute(
-        "SELECT pg_replication_origin_advance(%s, %s::pg_lsn)", [f"pg_{sub.oid}", report.lsn]
-    )
-    if standby.info.server_version >= 150000:
-        standby.execute("SELECT pg_stat_reset_subscription_stats(%s)", [sub.oid])
-    standby.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(name))
+        standby.execute(
+            sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = {})").format(
+                name, sql.Literal(report.slot)
+            )
+        )
+    if not subscription(standby, sub.name).enabled:
+        standby.execute(
+            "SELECT pg_replication_origin_advance(%s, %s::pg_lsn)", [f"pg_{sub.oid}", report.lsn]
+        )
+        if standby.info.server_version >= 150000:
+            standby.execute("SELECT pg_stat_reset_subscription_stats(%s)", [sub.oid])
+        faults.point("repoint:before-enable")
+        standby.execute(sql.SQL("ALTER SUBSCRIPTION {} ENABLE").format(name))
+        faults.point("repoint:after-enable")
     report.notes += drop_stale_slots(primary, sub, keep=report.slot, pending=pending)
     end = time.monotonic() + WAIT
     while subscription(standby, sub.name).worker_pid is None:

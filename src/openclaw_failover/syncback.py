@@ -9,17 +9,16 @@ the report says what went wrong, with secrets masked.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openclaw_failover import faults
 from openclaw_failover.config import Config
 from openclaw_failover.runner import Masker
+from openclaw_failover.syncrows import BASELINE_FILE, read_baseline, write_baseline
 
 if TYPE_CHECKING:
     from openclaw_failover.filesync import FileSyncReport
@@ -29,8 +28,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 NOT_CONFIGURED = "sync-back skipped: no database: or files: section in the config"
-BASELINE_FILE = "split-baseline.json"  # the standby's xid when it stopped applying
-PENDING_SLOTS_FILE = "slots-to-drop.json"
+
+
+NO_BASELINE = (
+    "no takeover baseline: everything the standby holds that the primary lacks or holds "
+    "older was merged first, so a row the primary deleted may have returned"
+)
 
 
 @dataclass
@@ -42,40 +45,67 @@ class SyncReport:
     reconcile_skipped: str = ""
     files: FileSyncReport | None = None
     error: str = ""
+    no_baseline: bool = False  # merged without knowing what the standby wrote since
+    deletes_note: str = ""  # why the standby's deletes could not travel
+    conflicts: list[str] = field(default_factory=list)  # deleted there, kept here: why
+    quarantine: str = ""  # "N rows kept in quarantine (path)"
+    quarantined: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.error and (self.files is None or self.files.ok)
 
+    def _total(self, name: str) -> int:
+        return sum(getattr(t, name) for t in self.tables)
+
     def rows_line(self) -> str:
-        if not self.tables:
-            return ""
-        total = {k: sum(getattr(t, k) for t in self.tables) for k in ("inserted", "updated")}
-        merged = len({(t.table, k) for t in self.tables for k in t.merged_keys})
+        """What changed in the databases, in one clause ('' when nothing did)."""
         verb = "would sync" if self.dry_run else "synced back"
-        line = f"rows {verb}: {total['inserted']} inserted, {total['updated']} updated"
+        parts = []
+        for name in ("inserted", "updated", "deleted"):
+            if self._total(name):
+                parts.append(f"{self._total(name)} {name}")
+        merged = len({(t.table, k) for t in self.tables for k in t.merged_keys})
         if merged:
-            line += f", {merged} merged by unique key"
-        if self.reconcile:
-            line += (
-                f"; standby reconciled ({self.reconcile.inserted + self.reconcile.updated} rows)"
+            parts.append(f"{merged} merged by unique key")
+        orphans = sum(len(t.orphans) for t in self.tables)
+        if orphans:
+            parts.append(f"{orphans} set aside (parent deleted on the primary)")
+        discarded = sum(len(t.discarded) for t in self.tables)
+        if discarded:
+            parts.append(f"{discarded} standby-only discarded")
+        line = f"rows {verb}: {', '.join(parts)}" if parts else ""
+        r = self.reconcile
+        if r and (r.inserted or r.updated or r.deleted):
+            fixed = (
+                f"standby made equal ({r.inserted + r.updated} rows copied, {r.deleted} deleted)"
             )
+            line = f"{line}; {fixed}" if line else fixed
+        if self.conflicts:
+            line += f"; {len(self.conflicts)} deleted on the standby but kept (changed here)"
         return line
 
     def summary(self) -> str:
-        """One line for notices and logs."""
+        """One line for notices and logs; never 'nothing to do' after a change."""
         if self.skipped:
             return self.skipped
-        parts = [p for p in (self.rows_line(), self.files.summary() if self.files else "") if p]
+        files = self.files.summary() if self.files else ""
+        parts = [p for p in (self.rows_line(), files, self.quarantine) if p]
         if self.error:
             parts.append(f"FAILED: {self.error}")
         return "; ".join(parts) or "sync-back: nothing to do"
 
     def lines(self) -> list[str]:
         """The per-table report of `ocf syncback`."""
-        out = [t.line() for t in self.tables]
+        out = [NO_BASELINE] if self.no_baseline and self.tables else []
+        if self.deletes_note:
+            out.append(self.deletes_note)
+        out += [t.line() for t in self.tables]
         for t in self.tables:
             out += [f"  {m}" for m in t.merged] + [f"  {d}" for d in t.differences]
+            if self.dry_run and t.discarded:
+                out += [f"  would discard {t.table} {k}" for k in t.discarded]
+        out += [f"  {c}" for c in self.conflicts]
         if self.reconcile:
             r = self.reconcile
             out.append(
@@ -93,6 +123,12 @@ class SyncReport:
     def absorb(self, earlier: SyncReport) -> SyncReport:
         """Count an earlier pass of the same give-back (the merge while still serving)."""
         self.tables = earlier.tables + self.tables
+        self.conflicts = earlier.conflicts + self.conflicts
+        self.quarantined += earlier.quarantined
+        if earlier.quarantine and not self.quarantine:
+            self.quarantine = earlier.quarantine
+        elif earlier.quarantined and self.quarantine:
+            self.quarantine = f"{self.quarantined} replaced or deleted rows kept in quarantine"
         if earlier.files and self.files:
             self.files.copied = earlier.files.copied + self.files.copied
             self.files.conflicts = earlier.files.conflicts + self.files.conflicts
@@ -128,24 +164,26 @@ def sync_back(
     dry_run: bool = False,
     serving: bool = False,
     split: bool = True,
+    discard_standby_only: bool = False,
     progress: Progress | None = None,
 ) -> SyncReport:
     """Rows then files.
 
     ``serving``: the standby still serves: merge into the primary only, no
-    reconcile.  ``split``: the standby may have written since it took over
-    (False: it never served, so there is nothing to merge: a repair only makes
-    the standby equal to the primary and its subscription healthy).
+    reconcile.  ``split``: a takeover happened (its baseline says which rows the
+    standby wrote; without one, everything the standby holds that the primary
+    lacks or holds older is merged before the standby is made equal).
+    ``discard_standby_only``: rows only the standby holds are not merged but
+    quarantined and removed from it (an explicit choice, never a default).
     """
     if cfg.database is None and not cfg.files:
         return SyncReport(dry_run=dry_run, skipped=NOT_CONFIGURED)
     report = SyncReport(dry_run=dry_run)
     if cfg.database is not None:
-        rows = _Rows(cfg, report, dry_run=dry_run, serving=serving, split=split, progress=progress)
         try:
-            rows.run()
+            _rows(cfg, report, mask, dry_run, serving, split, discard_standby_only, progress)
         except Exception as exc:  # psycopg.Error, SchemaMismatch, ReconcileError, OSError
-            report.error = mask(_one_line(exc))
+            report.error = one_line(mask(str(exc)) or type(exc).__name__)
             log.debug("sync-back of rows failed", exc_info=True)
             return report
     if cfg.files and split:
@@ -155,167 +193,58 @@ def sync_back(
     return report
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
+def _rows(
+    cfg: Config,
+    report: SyncReport,
+    mask: Masker,
+    dry_run: bool,
+    serving: bool,
+    split: bool,
+    discard: bool,
+    progress: Progress | None,
+) -> None:
+    from openclaw_failover import quarantine, syncrows
 
-
-def read_baseline(state_dir: Path) -> int | None:
+    db = cfg.database
+    assert db is not None
+    if not dry_run:
+        quarantine.prune(cfg.state_dir, keep_days=db.quarantine_days, max_mb=db.quarantine_max_mb)
+    q = quarantine.Writer(cfg.state_dir, dry_run=dry_run)
+    baseline = read_baseline(cfg.state_dir)
+    report.no_baseline = baseline is None
+    rows = syncrows.Rows(
+        cfg,
+        report,
+        q,
+        baseline=baseline,
+        dry_run=dry_run,
+        serving=serving,
+        split=split,
+        discard_standby_only=discard,
+        progress=progress,
+    )
     try:
-        return int(json.loads((state_dir / BASELINE_FILE).read_text())["xid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        rows.run()
+    finally:
+        report.quarantine = q.summary()
+        report.quarantined = q.rows
+    if rows.finished and not serving and not dry_run:
+        faults.point("done:before-clear")
+        _forget_split(cfg.state_dir)
 
 
-def _write_baseline(state_dir: Path, xid: int) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = state_dir / f".{BASELINE_FILE}.tmp"
-    tmp.write_text(json.dumps({"xid": xid, "at": time.time()}))
-    os.replace(tmp, state_dir / BASELINE_FILE)
+def one_line(text: str, limit: int = 300) -> str:
+    """Whitespace folded, then shortened (callers mask first)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class _Rows:
-    """The database half of a sync-back (one object per run, for its shared state)."""
+def _forget_split(state_dir: Path) -> None:
+    from openclaw_failover import splitkeys, syncrows
 
-    def __init__(
-        self,
-        cfg: Config,
-        report: SyncReport,
-        *,
-        dry_run: bool,
-        serving: bool,
-        split: bool,
-        progress: Progress | None,
-    ) -> None:
-        assert cfg.database is not None
-        self.cfg, self.db, self.report = cfg, cfg.database, report
-        self.dry_run, self.serving, self.split, self.progress = dry_run, serving, split, progress
-        self.baseline = read_baseline(cfg.state_dir)
-
-    def run(self) -> None:
-        import psycopg
-
-        from openclaw_failover import pgmeta, reconcile
-
-        db = self.db
-        with (
-            pgmeta.connect(db.primary_dsn, db.connect_timeout) as p,
-            pgmeta.connect(db.standby_dsn, db.connect_timeout) as s,
-        ):
-            tables = self._tables(p, s)
-            sub = reconcile.subscription(s, db.subscription)
-            p.commit()
-            s.commit()
-            if self.split:
-                s.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-                self._merge(p, s, tables)
-                s.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
-            if self.dry_run:
-                self.report.reconcile_skipped = "dry run: would then be made equal to the primary"
-            elif self.serving:
-                self.report.reconcile_skipped = (
-                    "still serving: the subscription stays disabled until give-back"
-                )
-            else:
-                self._reconcile(p, s, tables, sub)
-
-    def _tables(self, p: Any, s: Any) -> list[Any]:
-        from openclaw_failover import pgmeta
-
-        db = self.db
-        names = pgmeta.parse_names(db.tables) or pgmeta.publication_tables(s, p, db.subscription)
-        versions = pgmeta.alembic_versions(p), pgmeta.alembic_versions(s)
-        if versions[0] != versions[1]:
-            raise pgmeta.SchemaMismatch(
-                f"schema revisions differ (alembic_version: primary {', '.join(versions[0]) or '-'}, "
-                f"standby {', '.join(versions[1]) or '-'}); nothing written"
-            )
-        return pgmeta.load_tables(p, s, names)
-
-    def _merge(self, p: Any, s: Any, tables: list[Any]) -> None:
-        from openclaw_failover.merge import merge
-        from openclaw_failover.rowdiff import diff_tables
-
-        diffs = diff_tables(s, p, tables, self.progress, self.baseline)
-        self.report.tables = merge(p, s, diffs, self.progress, self.baseline)
-        if self.dry_run:
-            p.rollback()
-        else:
-            p.commit()
-        s.rollback()
-
-    def _reconcile(self, p: Any, s: Any, tables: list[Any], sub: Any) -> None:
-        from openclaw_failover import reconcile
-
-        pending = reconcile.PendingSlots(self.cfg.state_dir / PENDING_SLOTS_FILE)
-        p.autocommit = True
-        notes = reconcile.drop_stale_slots(p, sub, keep=sub.slot, pending=pending)
-        wrote = any(m.inserted or m.updated or m.merged for m in self.report.tables)
-        if not wrote and sub.healthy and not self._differs(p, s, tables):
-            self.report.reconcile_skipped = "nothing to do: equal, and the subscription is healthy"
-            self._done()
-            return
-        if sub.enabled:
-            s.autocommit = True
-            reconcile.disable(s, self.db.subscription)
-            s.autocommit = False
-        self.report.reconcile = reconcile.make_equal(
-            self.db.primary_dsn,
-            s,
-            tables,
-            sub,
-            connect_timeout=self.db.connect_timeout,
-            progress=self.progress,
-            guard=self._guard(s),
-            since=self._since(p, sub),
-        )
-        self.report.reconcile.notes += notes
-        s.autocommit = True
-        reconcile.repoint(p, s, sub, self.report.reconcile, pending)
-        self._done()
-
-    def _since(self, p: Any, sub: Any) -> tuple[str, str] | None:
-        """Both sides' split points, when known: then only recent rows are compared."""
-        from openclaw_failover import reconcile
-
-        if not self.split or self.baseline is None or not sub.slot:
-            return None
-        primary_since = reconcile.split_point(p, sub.slot)
-        if primary_since is None:
-            return None
-        return primary_since, str(self.baseline % 2**32)
-
-    def _differs(self, p: Any, s: Any, tables: list[Any]) -> bool:
-        from openclaw_failover.rowdiff import diff_tables
-
-        changed = any(d.changed for d in diff_tables(p, s, tables))
-        s.rollback()  # (p is in autocommit here)
-        return changed
-
-    def _guard(self, s: Any) -> Any:
-        """Refuse to delete a standby row the merge never saw (written after it)."""
-        from openclaw_failover.merge import new_since
-        from openclaw_failover.reconcile import ReconcileError
-
-        merged = {m.table: set(m.merged_keys) for m in self.report.tables}
-        split, baseline = self.split, self.baseline
-
-        def guard(table: Any, only_standby: set[str]) -> None:
-            if not split:
-                return  # never served: whatever only the standby has is stale
-            unknown = only_standby - merged.get(table.name, set())
-            fresh = new_since(s, table, unknown, baseline)
-            if fresh:
-                raise ReconcileError(
-                    f"{table.name}: {len(fresh)} standby rows were written after the merge "
-                    "(is the standby's gateway still running?); nothing changed, will retry"
-                )
-
-        return guard
-
-    def _done(self) -> None:
-        if self.split and not self.serving:
-            (self.cfg.state_dir / BASELINE_FILE).unlink(missing_ok=True)
+    (state_dir / BASELINE_FILE).unlink(missing_ok=True)
+    splitkeys.forget(state_dir)
+    (state_dir / syncrows.JOURNAL).unlink(missing_ok=True)
 
 
 def disable_subscription(cfg: Config, mask: Masker) -> str:
@@ -334,11 +263,26 @@ def disable_subscription(cfg: Config, mask: Masker) -> str:
             sub = reconcile.subscription(s, db.subscription)
             if sub.enabled:
                 reconcile.disable(s, db.subscription)
+            keys = ""
             if read_baseline(cfg.state_dir) is None:  # a retried takeover keeps the first
                 row = s.execute("SELECT txid_current()").fetchone()
-                _write_baseline(cfg.state_dir, int(row[0]) if row else 0)
+                keys = _record_keys(cfg, s, mask)
+                write_baseline(cfg.state_dir, int(row[0]) if row else 0)
             if sub.enabled:
-                return f"disabled subscription {db.subscription}"
-            return f"subscription {db.subscription} already disabled"
+                return f"disabled subscription {db.subscription}{keys}"
+            return f"subscription {db.subscription} already disabled{keys}"
     except Exception as exc:
-        return mask(f"could not disable subscription {db.subscription}: {_one_line(exc)}")
+        return one_line(mask(f"could not disable subscription {db.subscription}: {exc}"))
+
+
+def _record_keys(cfg: Config, standby: Any, mask: Masker) -> str:
+    """The standby's keys at the split, so its deletes can travel at give-back."""
+    from openclaw_failover import splitkeys
+
+    assert cfg.database is not None
+    try:
+        n = splitkeys.record(standby, cfg.state_dir, cfg.database.subscription, cfg.database.tables)
+    except Exception as exc:  # the takeover goes on: deletes just will not travel
+        splitkeys.forget(cfg.state_dir)
+        return one_line(mask(f"; could not record the standby's keys: {exc}"))
+    return f"; recorded {n:,} keys"

@@ -184,7 +184,7 @@ class Tick:
         return Observation(tuple(attempts), self.actor.local.is_up())
 
     def _reconciled(self, warning: str | None, obs: Observation, now: float) -> State:
-        from openclaw_failover.syncback import BASELINE_FILE
+        from openclaw_failover.syncrows import BASELINE_FILE
 
         local_up = obs.local_up if obs.local_up is not None else self.actor.local.is_up()
         fenced = (self.cfg.state_dir / FENCE_MARKER).exists()
