@@ -158,7 +158,7 @@ def resume(c: Context) -> None:
 
 
 def _set_paused(c: Context, paused: bool) -> None:
-    from openclaw_failover.decide import reconcile
+    from openclaw_failover import recovery
     from openclaw_failover.gateway import LocalGateway
     from openclaw_failover.lock import Busy, exclusive
 
@@ -171,10 +171,8 @@ def _set_paused(c: Context, paused: bool) -> None:
             state, warning = store.load()
             if state is None:
                 gw = LocalGateway(cfg, mask=Masker(cfg.secrets), env=c.environment.env)
-                state, how = reconcile(gw.is_up(), now)
-                log.warning("%s; %s", warning, how)
-                aside = store.set_aside()
-                store.event("reconciled", warning=warning, result=how, kept_as=str(aside or ""))
+                facts = recovery.gather(cfg, gw.is_up())
+                state = recovery.recover(cfg, store, warning, facts, now)
             state = replace(state, paused=paused, paused_since=now if paused else None)
             store.save(state)
             store.event("paused" if paused else "resumed")
@@ -188,18 +186,28 @@ def _set_paused(c: Context, paused: bool) -> None:
 @cli.command()
 @click.option("--dry-run", "-n", is_flag=True, help="Count what would be synced; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--discard-standby-only",
+    is_flag=True,
+    help="Do not merge rows only the standby holds: quarantine and remove them "
+    "(with --dry-run: list them).",
+)
 @_verbose_option
 @pass_ctx
-def syncback(c: Context, dry_run: bool, as_json: bool) -> None:
+def syncback(c: Context, dry_run: bool, as_json: bool, discard_standby_only: bool) -> None:
     """Sync back rows and workspace files standby -> primary, then repair replication.
 
-    While this standby still serves, only the merge into the primary runs; the
-    standby is made equal to the primary (and its subscription re-enabled) at
-    give-back, or by running this again once the primary serves.
+    Rows the standby holds that the primary lacks or holds older are always
+    merged into the primary first; rows it replaces or deletes on either host
+    are kept in quarantine (`ocf quarantine list`).  While this standby still
+    serves, only the merge runs; the standby is made equal to the primary (and
+    its subscription re-enabled) at give-back, or by running this again once
+    the primary serves.
     """
+    from openclaw_failover import recovery
+    from openclaw_failover.decide import syncback_mode
     from openclaw_failover.gateway import LocalGateway
     from openclaw_failover.lock import Busy, exclusive
-    from openclaw_failover.state import Role
     from openclaw_failover.syncback import sync_back
     from openclaw_failover.syncrows import read_baseline
 
@@ -209,18 +217,33 @@ def syncback(c: Context, dry_run: bool, as_json: bool) -> None:
     progress = None if as_json else (lambda line: click.echo(line, err=True))
     try:
         with exclusive(cfg.state_dir, wait=cfg.check.deadline):
-            state, _ = StateStore(cfg.state_dir).load()
-            role = state.role if state else None
+            store = StateStore(cfg.state_dir)
+            state, warning = store.load()
             local_up = LocalGateway(cfg, mask=mask, env=c.environment.env).is_up()
-            serving = local_up or role in (Role.FAILOVER, Role.TAKING_OVER)
-            split = serving or role is Role.GIVING_BACK or read_baseline(cfg.state_dir) is not None
+            if state is None:
+                facts = recovery.gather(cfg, local_up)
+                now = c.environment.clock()
+                state = recovery.recover(cfg, store, warning, facts, now, dry_run=dry_run)
+                if not dry_run:
+                    store.save(state)
+            serving, split = syncback_mode(
+                state.role, local_up, read_baseline(cfg.state_dir) is not None
+            )
             report = sync_back(
-                cfg, mask=mask, dry_run=dry_run, serving=serving, split=split, progress=progress
+                cfg,
+                mask=mask,
+                dry_run=dry_run,
+                serving=serving,
+                split=split,
+                discard_standby_only=discard_standby_only,
+                progress=progress,
             )
     except Busy:
         raise Failed("another check is running; try again") from None
     if not dry_run and not report.skipped:
-        StateStore(cfg.state_dir).event("syncback", ok=report.ok, summary=report.summary())
+        StateStore(cfg.state_dir).event(
+            "syncback", ok=report.ok, summary=report.summary(), quarantined=report.quarantined
+        )
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True, default=str))
     else:
@@ -284,4 +307,4 @@ def _dispatch(args: Sequence[str] | None, environment: Environment) -> ExitStatu
 
 
 # The operator's commands live beside it (registered on `cli` when imported).
-from openclaw_failover import cli_ops  # noqa: E402, F401
+from openclaw_failover import cli_ops, cli_quarantine  # noqa: E402, F401

@@ -111,23 +111,45 @@ def should_retry(state: State | None, result: ProbeResult) -> bool:
 
 
 def reconcile(
-    local_up: bool, now: float, *, fenced: bool = False, split: bool = False
+    local_up: bool,
+    now: float,
+    *,
+    fenced: bool = False,
+    split: bool = False,
+    subscription_disabled: bool = False,
 ) -> tuple[State, str]:
     """A fresh state from reality, when the state file was missing or corrupt.
 
     ``fenced``: ocf's fence marker says it stopped the primary's gateway (which
     cannot come back by itself).  ``split``: a takeover's sync-back baseline was
     never cleared, so what the standby wrote has not been synced back yet.
+    ``subscription_disabled``: the standby stopped applying the primary's changes
+    (a takeover by hand, or a lost baseline): it may hold writes of its own.
     """
     fence = "; the primary's gateway was fenced by ocf" if fenced else ""
     if local_up:
         state = State(role=Role.FAILOVER, since=now, fenced=fenced)
         return state, f"local gateway is answering: assuming this standby serves (failover){fence}"
-    if split or fenced:
+    if split or fenced or subscription_disabled:
         state = State(role=Role.GIVING_BACK, since=now, fenced=fenced)
-        why = "a takeover was never given back" if split else "ocf fenced the primary's gateway"
+        if split:
+            why = "a takeover was never given back"
+        elif fenced:
+            why = "ocf fenced the primary's gateway"
+        else:
+            why = "the standby's subscription is disabled (it may hold writes of its own)"
         return state, f"local gateway is not answering, but {why}: give-back pending{fence}"
     return State(role=Role.PRIMARY, since=now), "local gateway is not answering: assuming primary"
+
+
+def syncback_mode(role: Role, local_up: bool, split_recorded: bool) -> tuple[bool, bool]:
+    """What a manual `ocf syncback` does: (serving, split).
+
+    ``serving``: this standby serves, so only the merge into the primary runs.
+    ``split``: a takeover happened, so its workspace files are synced too (the
+    rows are always merged before the standby is made equal)."""
+    serving = local_up or role in (Role.FAILOVER, Role.TAKING_OVER)
+    return serving, serving or role is Role.GIVING_BACK or split_recorded
 
 
 def _alert(

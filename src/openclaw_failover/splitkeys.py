@@ -9,11 +9,14 @@ on the standby, and an anti-join finds the keys the standby deleted while it
 served: the Python side only ever holds those.
 
 Such a row is deleted on the primary (after being kept in quarantine) when the
-primary has not changed it since the split (its ``xmin`` is older than the old
-slot's split point) and when nothing on the primary that would go with it
-(rows referencing it) is to stay; otherwise the primary's row stays and the
-difference is reported as a conflict.  Without a recorded manifest, or without
-the primary's split point, deletes do not travel and the report says so.
+primary has not changed it since the split and when nothing on the primary
+that would go with it (rows referencing it) is to stay; otherwise the
+primary's row stays and the difference is reported as a conflict.  "Changed
+since the split" means: its ``xmin`` is one of the transactions the old slot
+still holds (peeked with ``pg_logical_slot_peek_binary_changes``, never
+consumed).  A row changed inside a savepoint carries a subtransaction id and
+is taken as unchanged: it is still kept in quarantine.  Without a recorded
+manifest, or without the old slot, deletes do not travel and the report says so.
 """
 
 from __future__ import annotations
@@ -123,14 +126,41 @@ def _missing_hashes(standby: psycopg.Connection[Any], t: Table, path: Path) -> l
     return [int(h) for (h,) in rows]
 
 
+SPLIT_XIDS = sql.Identifier("ocf_split_xids")
+
+
+def split_xids(primary: psycopg.Connection[Any], slot: str, publications: list[str]) -> bool:
+    """Note, in a temporary table, the ids of the primary's transactions after the split.
+
+    They are the transactions the old slot still holds (the standby never
+    applied them): peeked, not consumed.  Runs before the merge writes anything
+    (logical decoding needs that), in a savepoint; False when they cannot be read."""
+    pubs = ",".join('"' + p.replace('"', '""') + '"' for p in publications)
+    primary.execute("SELECT 1")  # inside the merge's transaction: a savepoint below
+    try:
+        with primary.transaction():
+            primary.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT DISTINCT xid "
+                    "FROM pg_logical_slot_peek_binary_changes(%s, NULL, NULL, "
+                    "'proto_version', '1', 'publication_names', %s)"
+                ).format(SPLIT_XIDS),
+                [slot, pubs],
+            )
+    except psycopg.Error:
+        return False
+    return True
+
+
 def _primary_rows(
-    primary: psycopg.Connection[Any], t: Table, hashes: list[int], since: str
+    primary: psycopg.Connection[Any], t: Table, hashes: list[int]
 ) -> tuple[list[str], list[str]]:
     """(unchanged since the split, changed since) keys on the primary with these hashes."""
     rows = primary.execute(
         sql.SQL(
-            "SELECT {}, age(r.xmin) <= age({}::text::xid) FROM {} AS r WHERE {} = ANY(%s::int8[])"
-        ).format(t.key_text("r"), sql.Literal(since), t.ident, _key_hash(t, "r")),
+            "SELECT {}, EXISTS (SELECT 1 FROM {} x WHERE x.xid = r.xmin) "
+            "FROM {} AS r WHERE {} = ANY(%s::int8[])"
+        ).format(t.key_text("r"), SPLIT_XIDS, t.ident, _key_hash(t, "r")),
         [hashes],
     ).fetchall()
     return [str(k) for k, new in rows if not new], [str(k) for k, new in rows if new]
@@ -152,7 +182,7 @@ def find(
     standby: psycopg.Connection[Any],
     tables: list[Table],
     state_dir: Path,
-    since: str | None,
+    known_xids: bool,
 ) -> Deletes:
     """What the standby deleted while it served and the primary may delete too."""
     out = Deletes()
@@ -160,10 +190,10 @@ def find(
     if index is None:
         out.note = "no key manifest from the takeover: deletes made on the standby do not travel"
         return out
-    if since is None:
+    if not known_xids:
         out.note = (
-            "the primary's split point is unknown (old slot gone): deletes made on the "
-            "standby do not travel"
+            "the primary's changes since the split cannot be read from its old slot: "
+            "deletes made on the standby do not travel"
         )
         return out
     for t in tables:
@@ -173,7 +203,7 @@ def find(
         hashes = _missing_hashes(standby, t, path)
         if not hashes:
             continue
-        unchanged, changed = _primary_rows(primary, t, hashes, since)
+        unchanged, changed = _primary_rows(primary, t, hashes)
         unchanged = sorted(set(unchanged) - _present(standby, t, unchanged))  # hash collisions
         out.conflicts += [
             f"{t.name} {k}: deleted on the standby, changed on the primary since: kept"

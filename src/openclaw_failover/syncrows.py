@@ -149,10 +149,10 @@ class Rows:
         ).fetchone()
         p.commit()
         committed = bool(row) and row[0] == "committed"
-        if committed:
-            self.baseline = journal["xid"]
+        if committed:  # the reconcile's own rows (xmin = its xid) are not standby writes
+            self.baseline = journal["xid"] + 1
             if not self.dry_run:
-                write_baseline(self.cfg.state_dir, journal["xid"])
+                write_baseline(self.cfg.state_dir, self.baseline)
         if not committed or not slot_alive:
             if not self.dry_run:
                 (self.cfg.state_dir / JOURNAL).unlink(missing_ok=True)
@@ -183,6 +183,7 @@ class Rows:
         from openclaw_failover.merge import merge
         from openclaw_failover.rowdiff import diff_tables
 
+        known_xids = self._split_xids(p, s, sub)
         diffs = diff_tables(s, p, tables, self.progress, self.baseline)
         self.report.tables = merge(
             p,
@@ -193,7 +194,7 @@ class Rows:
             self.baseline,
             discard_standby_only=self.discard,
         )
-        self._standby_deletes(p, s, tables, sub)
+        self._standby_deletes(p, s, tables, known_xids)
         faults.point("merge:before-commit")
         if self.dry_run:
             p.rollback()
@@ -202,9 +203,17 @@ class Rows:
         faults.point("merge:after-commit")
         s.rollback()
 
-    def _standby_deletes(self, p: Any, s: Any, tables: list[Any], sub: Any) -> None:
-        since = reconcile.split_point(p, sub.slot) if sub.slot else None
-        found = splitkeys.find(p, s, tables, self.cfg.state_dir, since)
+    def _split_xids(self, p: Any, s: Any, sub: reconcile.Subscription) -> bool:
+        """The primary's transactions since the split (before the merge writes)."""
+        if not sub.slot or splitkeys.recorded(self.cfg.state_dir) is None:
+            return False
+        row = s.execute(
+            "SELECT subpublications FROM pg_subscription WHERE subname = %s", [sub.name]
+        ).fetchone()
+        return splitkeys.split_xids(p, sub.slot, list(row[0]) if row else [])
+
+    def _standby_deletes(self, p: Any, s: Any, tables: list[Any], known_xids: bool) -> None:
+        found = splitkeys.find(p, s, tables, self.cfg.state_dir, known_xids)
         if splitkeys.recorded(self.cfg.state_dir) is not None or self.split:
             self.report.deletes_note = found.note
         self.report.conflicts = found.conflicts

@@ -21,7 +21,6 @@ from openclaw_failover.decide import (
     Decision,
     Notify,
     decide,
-    reconcile,
     settle,
     should_retry,
 )
@@ -184,17 +183,11 @@ class Tick:
         return Observation(tuple(attempts), self.actor.local.is_up())
 
     def _reconciled(self, warning: str | None, obs: Observation, now: float) -> State:
-        from openclaw_failover.syncrows import BASELINE_FILE
+        from openclaw_failover import recovery
 
         local_up = obs.local_up if obs.local_up is not None else self.actor.local.is_up()
-        fenced = (self.cfg.state_dir / FENCE_MARKER).exists()
-        split = (self.cfg.state_dir / BASELINE_FILE).exists()
-        state, how = reconcile(local_up, now, fenced=fenced, split=split)
-        log.warning("%s; %s", warning, how)
-        if not self.dry_run:
-            aside = self.store.set_aside()
-            self.store.event("reconciled", warning=warning, result=how, kept_as=str(aside or ""))
-        return state
+        facts = recovery.gather(self.cfg, local_up)
+        return recovery.recover(self.cfg, self.store, warning, facts, now, dry_run=self.dry_run)
 
     def _act(self, state: State, decision: Decision, result: TickResult) -> State:
         for action in decision.actions:
