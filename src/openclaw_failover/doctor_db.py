@@ -20,7 +20,10 @@ LAG_WARN_SECONDS = 600.0  # ... or has heard nothing for this long while behind
 LAG_IDLE_BYTES = 1024 * 1024  # below this a quiet primary is idle, not a stalled standby
 SETTLE_SECONDS = 8.0  # how long a restarting apply worker is waited for
 SETTLE_POLL = 0.5
-SYNCBACK_FIX = "run 'ocf syncback' (repairs a stalled subscription: new slot, standby made equal)"
+SYNCBACK_FIX = (
+    "run 'ocf syncback' (merges what only the standby holds into the primary first, then "
+    "repairs the subscription: new slot, standby made equal)"
+)
 
 
 def check_database(ctx: DoctorContext, out: Sink) -> None:
