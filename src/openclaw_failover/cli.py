@@ -242,7 +242,11 @@ def syncback(c: Context, dry_run: bool, as_json: bool, discard_standby_only: boo
         raise Failed("another check is running; try again") from None
     if not dry_run and not report.skipped:
         StateStore(cfg.state_dir).event(
-            "syncback", ok=report.ok, summary=report.summary(), quarantined=report.quarantined
+            "syncback",
+            ok=report.ok,
+            summary=report.summary(),
+            rows=sum(t.inserted + t.updated for t in report.tables),
+            quarantined=report.quarantined,
         )
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True, default=str))

@@ -62,9 +62,10 @@ class SyncReport:
         """What changed in the databases, in one clause ('' when nothing did)."""
         verb = "would sync" if self.dry_run else "synced back"
         parts = []
-        for name in ("inserted", "updated", "deleted"):
-            if self._total(name):
-                parts.append(f"{self._total(name)} {name}")
+        if self.tables:  # metrics and status read "N inserted, M updated" (kept as it was)
+            parts = [f"{self._total('inserted')} inserted", f"{self._total('updated')} updated"]
+        if self._total("deleted"):
+            parts.append(f"{self._total('deleted')} deleted")
         merged = len({(t.table, k) for t in self.tables for k in t.merged_keys})
         if merged:
             parts.append(f"{merged} merged by unique key")

@@ -1,6 +1,6 @@
 """Real PostgreSQL clusters with real logical replication, for tests and benchmarks.
 
-The memory database of OpenClaw (``memu``, see ``shared/fixtures/memu-schema.sql``)
+The memory database of OpenClaw (``memu``, see ``src/openclaw_failover/sandbox/memu-schema.sql``)
 lives on the primary host and is logically replicated (publication ->
 subscription) to the standby host.  This module starts throwaway clusters of
 the real server binaries on 127.0.0.1 to play both hosts:
@@ -842,25 +842,16 @@ class PGCluster:
 
 
 def memu_schema_path() -> Path:
-    """``$OCF_MEMU_SCHEMA``, else ``<repo>/../shared/fixtures/memu-schema.sql``.
-
-    The repository root is two levels above this file (``tests/harness``);
-    ``shared/`` sits beside the repository (CI copies it beside its clone).
-    """
+    """``$OCF_MEMU_SCHEMA``, else the copy shipped in the package (the sandbox's)."""
     override = os.environ.get("OCF_MEMU_SCHEMA")
     if override:
         return Path(override)
-    repo = Path(__file__).resolve().parents[2]
-    candidates = [
-        repo.parent / "shared/fixtures/memu-schema.sql",
-        repo / "shared/fixtures/memu-schema.sql",
-    ]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        f"memU schema not found (looked at {', '.join(map(str, candidates))}); set OCF_MEMU_SCHEMA"
-    )
+    from importlib.resources import files
+
+    path = Path(str(files("openclaw_failover.sandbox") / "memu-schema.sql"))
+    if not path.is_file():
+        raise FileNotFoundError(f"memU schema not found at {path}; set OCF_MEMU_SCHEMA")
+    return path
 
 
 _VECTOR_TYPE = re.compile(r"(?<=\s)vector(?=\s*(?:,|\)|$))", re.MULTILINE)
