@@ -13,8 +13,8 @@ import pytest
 from openclaw_failover.cli import main
 from openclaw_failover.decide import reconcile, syncback_mode
 from openclaw_failover.recovery import Facts, gather, recover
+from openclaw_failover.splitstate import BASELINE_FILE
 from openclaw_failover.state import FENCE_MARKER, Role, StateStore
-from openclaw_failover.syncrows import BASELINE_FILE
 from tests.test_decide import make_cfg
 
 NOW = 1_800_000_000.0

@@ -208,8 +208,8 @@ def syncback(c: Context, dry_run: bool, as_json: bool, discard_standby_only: boo
     from openclaw_failover.decide import syncback_mode
     from openclaw_failover.gateway import LocalGateway
     from openclaw_failover.lock import Busy, exclusive
+    from openclaw_failover.splitstate import read_baseline
     from openclaw_failover.syncback import sync_back
-    from openclaw_failover.syncrows import read_baseline
 
     cfg = c.config()
     c.setup_logging(cfg, to_file=not dry_run)

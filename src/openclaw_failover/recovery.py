@@ -51,7 +51,7 @@ def subscription_disabled(cfg: Config) -> bool:
 
 
 def gather(cfg: Config, local_up: bool) -> Facts:
-    from openclaw_failover.syncrows import BASELINE_FILE
+    from openclaw_failover.splitstate import BASELINE_FILE
 
     return Facts(
         local_up=local_up,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from openclaw_failover import faults
 from openclaw_failover.config import Config
 from openclaw_failover.runner import Masker
-from openclaw_failover.syncrows import BASELINE_FILE, read_baseline, write_baseline
+from openclaw_failover.splitstate import BASELINE_FILE, read_baseline, write_baseline
 
 if TYPE_CHECKING:
     from openclaw_failover.filesync import FileSyncReport
@@ -241,11 +241,11 @@ def one_line(text: str, limit: int = 300) -> str:
 
 
 def _forget_split(state_dir: Path) -> None:
-    from openclaw_failover import splitkeys, syncrows
+    from openclaw_failover import splitkeys, splitstate
 
     (state_dir / BASELINE_FILE).unlink(missing_ok=True)
     splitkeys.forget(state_dir)
-    (state_dir / syncrows.JOURNAL).unlink(missing_ok=True)
+    (state_dir / splitstate.JOURNAL).unlink(missing_ok=True)
 
 
 def disable_subscription(cfg: Config, mask: Masker) -> str:

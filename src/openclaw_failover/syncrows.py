@@ -16,11 +16,7 @@ Order, every time (a run killed anywhere and run again ends the same):
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -28,45 +24,13 @@ import psycopg
 from openclaw_failover import faults, pgmeta, reconcile, splitkeys
 from openclaw_failover.config import Config
 from openclaw_failover.quarantine import Writer
+from openclaw_failover.splitstate import JOURNAL, read_journal, write_baseline, write_journal
 
 if TYPE_CHECKING:
     from openclaw_failover.syncback import SyncReport
 
-JOURNAL = "syncback-journal.json"  # a reconcile about to commit: its xid, slot and LSN
 PENDING_SLOTS_FILE = "slots-to-drop.json"
 Progress = Callable[[str], None]
-
-
-def read_journal(state_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((state_dir / JOURNAL).read_text())
-        return {"xid": int(data["xid"]), "slot": str(data["slot"]), "lsn": str(data["lsn"])}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-BASELINE_FILE = "split-baseline.json"  # the standby's xid when it stopped applying
-
-
-def read_baseline(state_dir: Path) -> int | None:
-    try:
-        return int(json.loads((state_dir / BASELINE_FILE).read_text())["xid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def write_baseline(state_dir: Path, xid: int) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _write_json(state_dir / BASELINE_FILE, {"xid": xid, "at": time.time()})
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as out:
-        json.dump(data, out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
 
 
 class Rows:
@@ -253,9 +217,7 @@ class Rows:
         self.finished = True
 
     def _journal(self, report: reconcile.ReconcileReport, xid: int) -> None:
-        _write_json(
-            self.cfg.state_dir / JOURNAL, {"xid": xid, "slot": report.slot, "lsn": report.lsn}
-        )
+        write_journal(self.cfg.state_dir, xid, report.slot, report.lsn)
 
     def _since(self, p: Any, sub: Any) -> tuple[str, str] | None:
         """Both sides' split points, when known: then only recent rows are compared."""
