@@ -333,3 +333,25 @@ def test_takeover_records_the_keys(pg18_pair: MemuPair) -> None:
     index = splitkeys.recorded(cfg.state_dir)
     assert index is not None
     assert index["public.memory_items"] == 3
+
+
+@pytest.mark.parametrize("memu_pair", ["pg18"], indirect=True)
+def test_a_row_merged_while_serving_then_deleted_on_the_standby_goes(memu_pair: MemuPair) -> None:
+    pair = memu_pair
+    split(pair)
+    with pair.standby.connect() as s:
+        brief = write_memory(s, summary="written, merged while serving, then deleted")
+        kept = write_memory(s, summary="written and kept")
+    assert run(pair, serving=True).ok
+    assert exists(pair, "primary", "memory_items", brief["memory_item_id"])
+    with pair.standby.connect() as s:  # after the bulk merge, before the final pass
+        s.execute("DELETE FROM resources WHERE id = %s", [brief["resource_id"]])
+    report = run(pair)
+    assert report.ok, report.error
+    assert not exists(pair, "primary", "memory_items", brief["memory_item_id"])
+    assert not exists(pair, "primary", "resources", brief["resource_id"])
+    assert exists(pair, "primary", "memory_items", kept["memory_item_id"])
+    kept_aside = quarantine.quarantined_keys(cfg_for(pair).state_dir)
+    assert brief["memory_item_id"] in kept_aside[("primary", "memory_items")]
+    pair.assert_equal()
+    assert_flowing(pair)

@@ -152,18 +152,66 @@ def split_xids(primary: psycopg.Connection[Any], slot: str, publications: list[s
     return True
 
 
+MERGE_XIDS = "merge-xids.json"  # the primary transactions of this give-back's own merges
+
+
+def note_merge(primary: psycopg.Connection[Any], state_dir: Path) -> None:
+    """Record the merge transaction's id before it commits (with a manifest only).
+
+    A row it writes keeps that ``xmin`` until the primary changes it again: such
+    a row is ours, not "changed on the primary since the split", and when the
+    standby deletes it before the final pass, the delete travels too."""
+    if recorded(state_dir) is None:
+        return
+    row = primary.execute("SELECT mod(txid_current(), 4294967296)").fetchone()
+    xids = sorted({*_merge_xids(state_dir), int(row[0]) if row else 0})
+    path = state_dir / DIR / MERGE_XIDS
+    tmp = path.with_name(f".{MERGE_XIDS}.tmp")
+    with open(tmp, "w") as out:
+        json.dump(xids, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def _merge_xids(state_dir: Path) -> list[int]:
+    try:
+        data = json.loads((state_dir / DIR / MERGE_XIDS).read_text())
+        return [int(x) for x in data]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
 def _primary_rows(
-    primary: psycopg.Connection[Any], t: Table, hashes: list[int]
+    primary: psycopg.Connection[Any], t: Table, hashes: list[int], ours: list[int]
 ) -> tuple[list[str], list[str]]:
     """(unchanged since the split, changed since) keys on the primary with these hashes."""
     rows = primary.execute(
         sql.SQL(
             "SELECT {}, EXISTS (SELECT 1 FROM {} x WHERE x.xid = r.xmin) "
+            "AND NOT r.xmin::text::int8 = ANY(%s::int8[]) "
             "FROM {} AS r WHERE {} = ANY(%s::int8[])"
         ).format(t.key_text("r"), SPLIT_XIDS, t.ident, _key_hash(t, "r")),
-        [hashes],
+        [ours, hashes],
     ).fetchall()
     return [str(k) for k, new in rows if not new], [str(k) for k, new in rows if new]
+
+
+def _ours_gone(
+    primary: psycopg.Connection[Any], standby: psycopg.Connection[Any], t: Table, ours: list[int]
+) -> list[str]:
+    """Rows an earlier merge of this give-back wrote, unchanged since, that the standby
+    deleted after it (they were never in the takeover's manifest)."""
+    if not ours:
+        return []
+    rows = primary.execute(
+        sql.SQL("SELECT {} FROM {} AS r WHERE r.xmin::text::int8 = ANY(%s::int8[])").format(
+            t.key_text("r"), t.ident
+        ),
+        [ours],
+    ).fetchall()
+    keys = [str(k) for (k,) in rows]
+    return sorted(set(keys) - _present(standby, t, keys))
 
 
 def _present(conn: psycopg.Connection[Any], t: Table, keys: list[str]) -> set[str]:
@@ -196,21 +244,22 @@ def find(
             "deletes made on the standby do not travel"
         )
         return out
+    ours = _merge_xids(state_dir)
     for t in tables:
         path = state_dir / DIR / _file(t)
-        if t.qualified not in index or not path.exists():
-            continue
-        hashes = _missing_hashes(standby, t, path)
-        if not hashes:
-            continue
-        unchanged, changed = _primary_rows(primary, t, hashes)
-        unchanged = sorted(set(unchanged) - _present(standby, t, unchanged))  # hash collisions
+        unchanged: list[str] = []
+        changed: list[str] = []
+        hashes = _missing_hashes(standby, t, path) if path.exists() else []
+        if hashes:
+            unchanged, changed = _primary_rows(primary, t, hashes, ours)
+            unchanged = sorted(set(unchanged) - _present(standby, t, unchanged))  # collisions
         out.conflicts += [
             f"{t.name} {k}: deleted on the standby, changed on the primary since: kept"
             for k in changed
         ]
-        if unchanged:
-            out.keys[t.qualified] = unchanged
+        gone = sorted({*unchanged, *_ours_gone(primary, standby, t, ours)})
+        if gone:
+            out.keys[t.qualified] = gone
     _keep_referenced(primary, tables, out)
     return out
 

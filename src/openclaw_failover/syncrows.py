@@ -159,6 +159,8 @@ class Rows:
             discard_standby_only=self.discard,
         )
         self._standby_deletes(p, s, tables, known_xids)
+        if not self.dry_run and self._wrote():
+            splitkeys.note_merge(p, self.cfg.state_dir)
         faults.point("merge:before-commit")
         if self.dry_run:
             p.rollback()
