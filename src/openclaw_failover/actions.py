@@ -22,6 +22,7 @@ from openclaw_failover.runner import Masker
 from openclaw_failover.state import FENCE_MARKER
 
 if TYPE_CHECKING:
+    from openclaw_failover.splitstart import TakeoverDb
     from openclaw_failover.syncback import SyncReport
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,10 @@ class Actor:
             problem = self._fence_problem(fenced, action.strict, steps)
             if problem:
                 return Outcome(ok=False, aborted=True, detail=problem, steps=steps)
-        steps += self._prepare_sync()
+        pending = self._prepare_sync(steps)
         out = self.local.start()
+        if pending is not None:  # the standby's keys were streamed while the gateway started
+            steps.append(pending.finish())
         steps += out.steps
         if not out.ok:
             return Outcome(ok=False, detail=_last(out.steps), fenced=fenced, steps=steps)
@@ -177,15 +180,19 @@ class Actor:
             steps=steps,
         )
 
-    def _prepare_sync(self) -> list[str]:
-        """Before serving: stop applying the primary's changes, note the workspace files."""
-        if self.dry_run:
-            return ["would disable the subscription"] if self.cfg.database else []
-        steps = []
-        if self.cfg.database:
-            from openclaw_failover.syncback import disable_subscription
+    def _prepare_sync(self, steps: list[str]) -> TakeoverDb | None:
+        """Before serving: stop applying the primary's changes, note the workspace files.
 
-            steps.append(disable_subscription(self.cfg, self.mask))
+        Returns the database step still recording the standby's keys (joined
+        once the local gateway was started)."""
+        if self.dry_run:
+            steps += ["would disable the subscription"] if self.cfg.database else []
+            return None
+        pending = None
+        if self.cfg.database:
+            from openclaw_failover import splitstart
+
+            pending = splitstart.prepare(self.cfg, self.mask)
         if self.cfg.files:
             from openclaw_failover.filesync import take_manifest
 
@@ -193,7 +200,7 @@ class Actor:
                 steps.append(f"workspace manifest: {take_manifest(self.cfg)}")
             except OSError as exc:
                 steps.append(f"could not record the workspace manifest: {exc.strerror or exc}")
-        return steps
+        return pending
 
     def _sync(self, serving: bool = False) -> SyncReport:
         """Rows and files standby -> primary; ``serving``: merge only, no reconcile."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from openclaw_failover import faults
 from openclaw_failover.config import Config
 from openclaw_failover.runner import Masker
-from openclaw_failover.splitstate import BASELINE_FILE, read_baseline, write_baseline
+from openclaw_failover.splitstate import BASELINE_FILE, read_baseline
 
 if TYPE_CHECKING:
     from openclaw_failover.filesync import FileSyncReport
@@ -249,41 +249,7 @@ def _forget_split(state_dir: Path) -> None:
 
 
 def disable_subscription(cfg: Config, mask: Masker) -> str:
-    """The takeover step: the standby stops applying the primary's changes.  One line.
+    """The takeover's database step, waited for (splitstart.py); one line."""
+    from openclaw_failover import splitstart
 
-    The standby's transaction id right after is kept as the split baseline: rows
-    with a later ``xmin`` are what the standby wrote while it served.
-    """
-    db = cfg.database
-    if db is None:
-        return ""
-    from openclaw_failover import pgmeta, reconcile
-
-    try:
-        with pgmeta.connect(db.standby_dsn, db.connect_timeout, autocommit=True) as s:
-            sub = reconcile.subscription(s, db.subscription)
-            if sub.enabled:
-                reconcile.disable(s, db.subscription)
-            keys = ""
-            if read_baseline(cfg.state_dir) is None:  # a retried takeover keeps the first
-                row = s.execute("SELECT txid_current()").fetchone()
-                keys = _record_keys(cfg, s, mask)
-                write_baseline(cfg.state_dir, int(row[0]) if row else 0)
-            if sub.enabled:
-                return f"disabled subscription {db.subscription}{keys}"
-            return f"subscription {db.subscription} already disabled{keys}"
-    except Exception as exc:
-        return one_line(mask(f"could not disable subscription {db.subscription}: {exc}"))
-
-
-def _record_keys(cfg: Config, standby: Any, mask: Masker) -> str:
-    """The standby's keys at the split, so its deletes can travel at give-back."""
-    from openclaw_failover import splitkeys
-
-    assert cfg.database is not None
-    try:
-        n = splitkeys.record(standby, cfg.state_dir, cfg.database.subscription, cfg.database.tables)
-    except Exception as exc:  # the takeover goes on: deletes just will not travel
-        splitkeys.forget(cfg.state_dir)
-        return one_line(mask(f"; could not record the standby's keys: {exc}"))
-    return f"; recorded {n:,} keys"
+    return splitstart.prepare(cfg, mask).finish()
