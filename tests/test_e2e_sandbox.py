@@ -551,7 +551,7 @@ def test_scenario_takes_over_and_gives_back_with_sync_back(rig: Rig, name: str) 
     steps = [s for e in rig.events("action") if e["action"] == "TakeOver" for s in e["steps"]]
     fenced = any(s.startswith("fence primary: ") for s in steps)
     assert fenced is (name == "gateway_crash"), steps  # fencing needs SSH
-    assert "disabled subscription memu_sub" in steps, steps
+    assert any(s.startswith("disabled subscription memu_sub") for s in steps), steps
     assert not memu.subscription_health(sb.standby.cluster).enabled
     took, took_check = float(entered["ts"]) - t_fail, float(entered["ts"]) - started
 

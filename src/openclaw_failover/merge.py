@@ -243,6 +243,17 @@ def _set_aside_orphans(
     ]
 
 
+def _newer(t: Table, changed: sql.Composable | None) -> sql.Composable | None:
+    """When the standby's row ``n`` replaces the primary's ``p``: its ``updated_at`` is
+    later, or the primary has not changed the row since the split (the standby's is
+    then the only edit, whatever its clock said)."""
+    later = sql.SQL("n.updated_at > p.updated_at") if t.has_updated_at else None
+    untouched = sql.SQL("NOT {}").format(changed) if changed is not None else None
+    if later is not None and untouched is not None:
+        return sql.SQL("({} OR {})").format(later, untouched)
+    return later if later is not None else untouched
+
+
 def apply_incoming(
     primary: psycopg.Connection[Any],
     t: Table,
@@ -251,8 +262,10 @@ def apply_incoming(
     remaps: dict[str, dict[str, str]],
     q: Writer,
     report: TableMerge,
+    changed: sql.Composable | None = None,
 ) -> None:
-    """Merge the rows in ``temp`` into ``t`` on ``primary``; ``existing``: keys on both."""
+    """Merge the rows in ``temp`` into ``t`` on ``primary``; ``existing``: keys on both.
+    ``changed``: SQL, true when the primary's row ``p`` changed since the split."""
     report.repointed += _repoint(primary, t, temp, remaps)
     remaps[t.qualified] = _resolve_uniques(primary, t, temp, existing, report)
     if any(fk.parent == t.qualified for fk in t.parents):  # rows pointing into their own table
@@ -268,7 +281,8 @@ def apply_incoming(
         ),
     )
     both = len(existing) - report.kept_primary
-    if not t.has_updated_at:
+    newer = _newer(t, changed)
+    if newer is None:
         report.kept_primary += both
         report.differences += [
             f"{t.name} {k}: differs on both sides, no updated_at: kept the primary's version"
@@ -278,10 +292,9 @@ def apply_incoming(
     join = _pk_join(t, "p", "n")
     replaced = _select(
         primary,
-        sql.SQL(
-            "SELECT {key} FROM {t} AS p JOIN {temp} AS n ON {join} "
-            "WHERE n.updated_at > p.updated_at"
-        ).format(key=t.key_text("p"), t=t.ident, temp=temp, join=join),
+        sql.SQL("SELECT {key} FROM {t} AS p JOIN {temp} AS n ON {join} WHERE {newer}").format(
+            key=t.key_text("p"), t=t.ident, temp=temp, join=join, newer=newer
+        ),
     )
     q.save(
         primary,
@@ -293,9 +306,8 @@ def apply_incoming(
     report.updated += _exec(
         primary,
         sql.SQL(
-            "UPDATE {t} AS p SET ({cols}) = ROW({ncols}) FROM {temp} AS n "
-            "WHERE {join} AND n.updated_at > p.updated_at"
-        ).format(t=t.ident, cols=t.cols(), ncols=t.cols("n"), temp=temp, join=join),
+            "UPDATE {t} AS p SET ({cols}) = ROW({ncols}) FROM {temp} AS n WHERE {join} AND {newer}"
+        ).format(t=t.ident, cols=t.cols(), ncols=t.cols("n"), temp=temp, join=join, newer=newer),
     )
     report.kept_primary += both - report.updated
 
@@ -309,6 +321,7 @@ def merge_table(
     q: Writer,
     *,
     discard_standby_only: bool = False,
+    changed: sql.Composable | None = None,
 ) -> TableMerge:
     """Merge one table (``d`` compares standby as source with primary as target)."""
     t = d.table
@@ -325,7 +338,7 @@ def merge_table(
     if keys:
         temp = temp_name(t, "ocf_in")
         report.bytes += copy_rows(standby, primary, t, keys, temp)
-        apply_incoming(primary, t, temp, differ, remaps, q, report)
+        apply_incoming(primary, t, temp, differ, remaps, q, report, changed)
     else:
         remaps[t.qualified] = {}
     report.kept_primary += stale
@@ -341,6 +354,7 @@ def merge(
     baseline: int | None = None,
     *,
     discard_standby_only: bool = False,
+    changed: sql.Composable | None = None,
 ) -> list[TableMerge]:
     """Merge every table in order inside the caller's transaction on ``primary``."""
     remaps: dict[str, dict[str, str]] = {}
@@ -350,7 +364,14 @@ def merge(
             progress(f"merging {d.table.name}: {len(d.only_a) + len(d.differ):,} rows differ")
         out.append(
             merge_table(
-                primary, standby, d, remaps, baseline, q, discard_standby_only=discard_standby_only
+                primary,
+                standby,
+                d,
+                remaps,
+                baseline,
+                q,
+                discard_standby_only=discard_standby_only,
+                changed=changed,
             )
         )
     return out

@@ -182,17 +182,36 @@ def _merge_xids(state_dir: Path) -> list[int]:
         return []
 
 
+def changed_since_split(alias: str, ours: list[int]) -> sql.Composable:
+    """SQL: the primary's row ``alias`` was written after the split, not by our merges.
+
+    Its ``xmin`` is one of the old slot's pending transactions, or newer than the
+    oldest of them (a row written inside a savepoint carries a subtransaction
+    id, always newer than its transaction's).  A transaction that committed
+    before the split with a newer id only makes a row count as changed: kept."""
+    xmin = sql.SQL("{}.xmin").format(sql.Identifier(alias))
+    ours_lit = sql.Literal([int(x) for x in ours])
+    return sql.SQL(
+        "(NOT {xmin}::text::int8 = ANY({ours}::int8[]) AND coalesce("
+        "EXISTS (SELECT 1 FROM {x} x WHERE x.xid = {xmin}) OR age({xmin}) < "
+        "(SELECT max(age(x.xid)) FROM {x} x WHERE NOT x.xid::text::int8 = ANY({ours}::int8[])),"
+        " false))"
+    ).format(xmin=xmin, ours=ours_lit, x=SPLIT_XIDS)
+
+
+def merge_xids(state_dir: Path) -> list[int]:
+    return _merge_xids(state_dir)
+
+
 def _primary_rows(
     primary: psycopg.Connection[Any], t: Table, hashes: list[int], ours: list[int]
 ) -> tuple[list[str], list[str]]:
     """(unchanged since the split, changed since) keys on the primary with these hashes."""
     rows = primary.execute(
-        sql.SQL(
-            "SELECT {}, EXISTS (SELECT 1 FROM {} x WHERE x.xid = r.xmin) "
-            "AND NOT r.xmin::text::int8 = ANY(%s::int8[]) "
-            "FROM {} AS r WHERE {} = ANY(%s::int8[])"
-        ).format(t.key_text("r"), SPLIT_XIDS, t.ident, _key_hash(t, "r")),
-        [ours, hashes],
+        sql.SQL("SELECT {}, {} FROM {} AS r WHERE {} = ANY(%s::int8[])").format(
+            t.key_text("r"), changed_since_split("r", ours), t.ident, _key_hash(t, "r")
+        ),
+        [hashes],
     ).fetchall()
     return [str(k) for k, new in rows if not new], [str(k) for k, new in rows if new]
 

@@ -144,10 +144,16 @@ class Rows:
     # ------------------------------------------------------------------ merge
 
     def _merge(self, p: Any, s: Any, tables: list[Any], sub: reconcile.Subscription) -> None:
+        """The standby's deletes first (a name freed by a delete is free for its new
+        row), then its inserts and updates; one primary transaction."""
         from openclaw_failover.merge import merge
         from openclaw_failover.rowdiff import diff_tables
 
         known_xids = self._split_xids(p, s, sub)
+        deleted = self._standby_deletes(p, s, tables, known_xids)
+        changed = None
+        if known_xids:
+            changed = splitkeys.changed_since_split("p", splitkeys.merge_xids(self.cfg.state_dir))
         diffs = diff_tables(s, p, tables, self.progress, self.baseline)
         self.report.tables = merge(
             p,
@@ -157,8 +163,10 @@ class Rows:
             self.progress,
             self.baseline,
             discard_standby_only=self.discard,
+            changed=changed,
         )
-        self._standby_deletes(p, s, tables, known_xids)
+        for m, t in zip(self.report.tables, tables, strict=True):
+            m.deleted = deleted.get(t.qualified, 0)
         if not self.dry_run and self._wrote():
             splitkeys.note_merge(p, self.cfg.state_dir)
         faults.point("merge:before-commit")
@@ -178,14 +186,14 @@ class Rows:
         ).fetchone()
         return splitkeys.split_xids(p, sub.slot, list(row[0]) if row else [])
 
-    def _standby_deletes(self, p: Any, s: Any, tables: list[Any], known_xids: bool) -> None:
+    def _standby_deletes(
+        self, p: Any, s: Any, tables: list[Any], known_xids: bool
+    ) -> dict[str, int]:
         found = splitkeys.find(p, s, tables, self.cfg.state_dir, known_xids)
         if splitkeys.recorded(self.cfg.state_dir) is not None or self.split:
             self.report.deletes_note = found.note
         self.report.conflicts = found.conflicts
-        deleted = splitkeys.apply(p, tables, found, self.q, self.progress)
-        for m, t in zip(self.report.tables, tables, strict=True):
-            m.deleted = deleted.get(t.qualified, 0)
+        return splitkeys.apply(p, tables, found, self.q, self.progress)
 
     # ------------------------------------------------------------------ reconcile
 
