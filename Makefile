@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo try test lint bench clean
+.PHONY: demo try test lint bench clean soak
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ lint: $(BIN)/.installed
 
 test: lint
 	$(BIN)/pytest -q
+
+# A longer randomized sync-back soak (real PostgreSQL 18 -> 18 and 18 -> 15).
+SEEDS ?= 1-20
+CYCLES ?= 15
+soak: $(BIN)/.installed
+	$(BIN)/python -m tests.harness.soak --pairs pg18,mixed --seeds $(SEEDS) --cycles $(CYCLES)
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/tick.py
