@@ -40,7 +40,12 @@ the bench's own peak whenever it is the larger.  The original's figure is
 the larger of pg_dump's and psql's.  The servers' memory is in neither.
 
     python bench/syncback.py [--sizes 10000,100000] [--changed 1000] [--dim 256]
-                             [--repeat 1] [--quick]
+                             [--repeat 1] [--quick] [--full-compare] [--no-original]
+
+--full-compare adds, per size, a second split synced back without the split
+baseline (as after a lost state directory): then whole tables are compared
+(bucket checksums, then the keys of every differing bucket), the path whose
+memory grew with the table.  --no-original skips the dump/restore.
 
 A 1,000,000-item scenario loads ~1 GB per table copy and dumps ~3.5 GB: allow
 ~20 minutes and ~15 GB of disk.
@@ -70,7 +75,7 @@ from psycopg import sql  # noqa: E402
 
 from openclaw_failover.config import Config, load_config  # noqa: E402
 from openclaw_failover.runner import Masker  # noqa: E402
-from openclaw_failover.syncback import disable_subscription  # noqa: E402
+from openclaw_failover.syncback import BASELINE_FILE, disable_subscription  # noqa: E402
 from tests.harness.pg import (  # noqa: E402
     LOOPBACK,
     MEMU_TABLES,
@@ -107,6 +112,7 @@ class Scenario:
     changed: int
     original: list[Run] = field(default_factory=list)
     ocf: list[Run] = field(default_factory=list)
+    full: list[Run] = field(default_factory=list)  # --full-compare: without the split baseline
 
     @property
     def label(self) -> str:
@@ -468,7 +474,9 @@ def verify(pair: MemuPair, dim: int) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def scenario(tmp: Path, size: int, changed: int, dim: int, repeat: int) -> Scenario:
+def scenario(
+    tmp: Path, size: int, changed: int, dim: int, repeat: int, *, original: bool, full: bool
+) -> Scenario:
     result = Scenario(size, changed)
     t0 = time.perf_counter()
     print(
@@ -485,16 +493,30 @@ def scenario(tmp: Path, size: int, changed: int, dim: int, repeat: int) -> Scena
         )
         for i in range(repeat):
             split(pair, cfg, changed, dim)
-            result.original.append(run_original(pair, tmp))
+            if original:
+                result.original.append(run_original(pair, tmp))
             run = run_ocf(cfg_path, tmp)
             result.ocf.append(run)
+            before = f"original {result.original[-1].seconds:.2f} s, " if original else ""
             print(
-                f"[{size:,}] run {i + 1}/{repeat}: original {result.original[-1].seconds:.2f} s,"
-                f" ocf {run.seconds:.2f} s; verifying ...",
+                f"[{size:,}] run {i + 1}/{repeat}: {before}ocf {run.seconds:.2f} s,"
+                f" peak RSS {mb(run.rss)}; verifying ...",
                 file=sys.stderr,
                 flush=True,
             )
             verify(pair, dim)
+            if full:
+                split(pair, cfg, changed, dim)
+                (cfg.state_dir / BASELINE_FILE).unlink()  # the takeover's record is lost
+                run = run_ocf(cfg_path, tmp)
+                result.full.append(run)
+                print(
+                    f"[{size:,}] run {i + 1}/{repeat} without baseline: ocf {run.seconds:.2f} s,"
+                    f" peak RSS {mb(run.rss)}; verifying ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                verify(pair, dim)
     finally:
         pair.close()
     return result
@@ -516,29 +538,47 @@ def table(results: list[Scenario]) -> list[str]:
     )
     rows: list[tuple[str, ...]] = []
     for s in results:
-        o, c = median_run(s.original), median_run(s.ocf)
-        rows.append(
-            (
-                s.label,
-                "original: pg_dump --data-only | psql",
-                f"{o.rows:,}",
-                f"{o.bytes:,}",
-                f"{o.seconds:.2f}",
-                mb(o.rss),
-                "",
+        c = median_run(s.ocf)
+        label = s.label
+        if s.original:
+            o = median_run(s.original)
+            rows.append(
+                (
+                    label,
+                    "original: pg_dump --data-only | psql",
+                    f"{o.rows:,}",
+                    f"{o.bytes:,}",
+                    f"{o.seconds:.2f}",
+                    mb(o.rss),
+                    "",
+                )
             )
-        )
+            label = ""
+        ratio = f"{c.seconds / median_run(s.original).seconds:.3f}" if s.original else ""
         rows.append(
             (
-                "",
+                label,
                 "ocf syncback",
                 f"{c.rows:,}",
                 f"{c.bytes:,}",
                 f"{c.seconds:.2f}",
                 mb(c.rss),
-                f"{c.seconds / o.seconds:.3f}",
+                ratio,
             )
         )
+        if s.full:
+            f = median_run(s.full)
+            rows.append(
+                (
+                    "",
+                    "ocf syncback, no split baseline",
+                    f"{f.rows:,}",
+                    f"{f.bytes:,}",
+                    f"{f.seconds:.2f}",
+                    mb(f.rss),
+                    "",
+                )
+            )
     widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
     right = {2, 3, 4, 5, 6}
 
@@ -558,6 +598,15 @@ def main() -> int:
     parser.add_argument("--dim", type=int, default=256, help="embedding dimension")
     parser.add_argument("--repeat", type=int, default=1, help="splits per size (median reported)")
     parser.add_argument("--quick", action="store_true", help="smoke run: sizes 2000,20000")
+    parser.add_argument(
+        "--full-compare",
+        action="store_true",
+        help="also run ocf syncback after another split with the split baseline removed"
+        " (a lost state directory): whole tables compared",
+    )
+    parser.add_argument(
+        "--no-original", action="store_true", help="skip dump/restore (no ocf/original ratio)"
+    )
     args = parser.parse_args()
     sizes = (
         [2000, 20000]
@@ -572,7 +621,17 @@ def main() -> int:
             for size in sizes:
                 tmp = Path(t) / f"n{size}"
                 tmp.mkdir()
-                results.append(scenario(tmp, size, args.changed, args.dim, max(1, args.repeat)))
+                results.append(
+                    scenario(
+                        tmp,
+                        size,
+                        args.changed,
+                        args.dim,
+                        max(1, args.repeat),
+                        original=not args.no_original,
+                        full=args.full_compare,
+                    )
+                )
     except KeyboardInterrupt:
         print("interrupted; clusters stopped and removed", file=sys.stderr)
         return 130
@@ -595,6 +654,8 @@ def main() -> int:
     )
     for s in results:
         print(f"  {s.label}: ocf {median_run(s.ocf).detail}")
+        if s.full:
+            print(f"  {s.label}: ocf without baseline {median_run(s.full).detail}")
     targets(results, args.changed)
     return 0
 
@@ -604,7 +665,7 @@ def targets(results: list[Scenario], changed: int) -> None:
         return "PASS" if ok else "FAIL"
 
     by_size = {s.size: s for s in results}
-    if 100_000 in by_size and changed == 1000:
+    if 100_000 in by_size and changed == 1000 and by_size[100_000].original:
         s = by_size[100_000]
         ratio = median_run(s.ocf).seconds / median_run(s.original).seconds
         print(
@@ -620,11 +681,13 @@ def targets(results: list[Scenario], changed: int) -> None:
                 f" {scaling:.2f} (<= {TARGET_SCALING:g}) {verdict(scaling <= TARGET_SCALING)}"
             )
     for s in results:
-        rss = median_run(s.ocf).rss / 2**20
-        print(
-            f"target: ocf peak RSS at {s.label}: {rss:.1f} MB (<= {TARGET_RSS_MB:g} MB)"
-            f" {verdict(rss <= TARGET_RSS_MB)}"
-        )
+        for runs, how in ((s.ocf, ""), (s.full, ", no split baseline")):
+            if runs:
+                rss = median_run(runs).rss / 2**20
+                print(
+                    f"target: ocf peak RSS at {s.label}{how}: {rss:.1f} MB"
+                    f" (<= {TARGET_RSS_MB:g} MB) {verdict(rss <= TARGET_RSS_MB)}"
+                )
     if changed != 1000 or not any(s.size in (100_000, 1_000_000) for s in results):
         print("(the targets are defined for 10,000, 100,000 and 1,000,000 items, 1,000 changed)")
 
