@@ -246,31 +246,20 @@ def diff_tables(
     return out
 
 
-Buckets = dict[int, tuple[int, int]]
-
-
-def _recent(conn: psycopg.Connection[Any], t: Table, since: str) -> tuple[Buckets, dict[str, int]]:
-    """One pass over the table: per bucket, count and sum of key hashes (keys
-    only: cheap, no row is printed); and key -> fingerprint of the rows
-    written at or after transaction ``since``."""
+def _key_buckets(conn: psycopg.Connection[Any], t: Table) -> dict[int, tuple[int, int]]:
+    """Per bucket: count and sum of key hashes (keys only: cheap, no row is printed)."""
     query = sql.SQL(
-        "SELECT hashtext({key}) & {mask}, count(*), sum(hashtextextended({key}, 1))::text, "
-        "array_agg({key}) FILTER (WHERE {fresh}), array_agg({fp}) FILTER (WHERE {fresh}) "
+        "SELECT hashtext({key}) & {mask}, count(*), sum(hashtextextended({key}, 1))::text "
         "FROM {table} AS r GROUP BY 1"
-    ).format(
-        key=t.key_text("r"),
-        mask=sql.Literal(BUCKETS - 1),
-        fresh=sql.SQL("age(r.xmin) <= age({}::text::xid)").format(sql.Literal(since)),
-        fp=t.fingerprint("r"),
-        table=t.ident,
-    )
-    buckets: Buckets = {}
-    fresh: dict[str, int] = {}
-    for b, n, s, keys, fps in _stream(conn, query):
-        buckets[int(b)] = (int(n), int(s))
-        if keys:
-            fresh.update(zip(map(str, keys), map(int, fps), strict=True))
-    return buckets, fresh
+    ).format(key=t.key_text("r"), mask=sql.Literal(BUCKETS - 1), table=t.ident)
+    return {int(b): (int(n), int(s)) for b, n, s in _fetch(conn, query)}
+
+
+def _fresh(conn: psycopg.Connection[Any], t: Table, since: str) -> dict[str, int]:
+    query = sql.SQL(
+        "SELECT {key}, {fp} FROM {table} AS r WHERE age(r.xmin) <= age({xid}::text::xid)"
+    ).format(key=t.key_text("r"), fp=t.fingerprint("r"), table=t.ident, xid=sql.Literal(since))
+    return {str(k): int(fp) for k, fp in _fetch(conn, query)}
 
 
 def _fingerprints(conn: psycopg.Connection[Any], t: Table, keys: list[str]) -> dict[str, int]:
@@ -294,14 +283,14 @@ def diff_recent(
     Rows changed on either side since the split (``xmin`` at or after ``a_since``
     on ``a``, ``b_since`` on ``b``) are compared by fingerprint; keys present
     on one side only (inserts, deletes, merged-away rows) are found from
-    key-only bucket sums, which print no row.  One pass over each side finds
-    both the bucket sums and the recent rows.
+    key-only bucket sums, which print no row.
     """
-    (ka, fa), (kb, fb) = _both(lambda: _recent(a, t, a_since), lambda: _recent(b, t, b_since))
+    ka, kb = _both(lambda: _key_buckets(a, t), lambda: _key_buckets(b, t))
     result = TableDiff(t, bytes=(len(ka) + len(kb)) * 28)
     buckets = sorted(k for k in ka.keys() | kb.keys() if ka.get(k) != kb.get(k))
     if buckets:
         _compare_buckets(a, b, t, buckets, result, fingerprints=False)
+    fa, fb = _both(lambda: _fresh(a, t, a_since), lambda: _fresh(b, t, b_since))
     ours = [k for k in fb if k not in fa and k not in result.only_b]
     theirs = [k for k in fa if k not in fb and k not in result.only_a]
     other_a, other_b = _both(lambda: _fingerprints(a, t, ours), lambda: _fingerprints(b, t, theirs))
