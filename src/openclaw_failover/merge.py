@@ -96,6 +96,8 @@ def copy_rows(
         for chunk in reader:
             writer.write(chunk)
             moved += len(chunk)
+    with dst.cursor() as cur:  # row counts for the planner: else it joins by a full table scan
+        cur.execute(sql.SQL("ANALYZE {}").format(temp))
     return moved
 
 

@@ -8,6 +8,13 @@ dozen KB whatever the table size); then, for the buckets that differ, the
 (key, fingerprint) of their rows; then, for the keys that differ, the rows
 themselves.
 
+The keys of differing buckets are never held: both sides stream them in the
+same order (``COLLATE "C"``: byte order, in UTF-8 the same as Python's code
+point order) a batch at a time, and a merge join keeps only the keys that
+differ.  Memory grows with the difference, not with the table.  Keys that
+arrive out of that order stop the comparison (:class:`OrderError`) rather
+than be misread.
+
 When the takeover recorded a split baseline (the standby's transaction id
 when it stopped applying), the standby's own writes are found directly:
 rows whose ``xmin`` is newer; only those keys are looked up on the primary,
@@ -17,9 +24,10 @@ rows the standby wrote, not with the table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, TypeVar
 
 import psycopg
@@ -28,7 +36,12 @@ from psycopg import sql
 from openclaw_failover.pgmeta import Table
 
 BUCKETS = 4096  # a power of two
+STREAM_ROWS = 2000  # rows per batch of a streamed key list
 T = TypeVar("T")
+
+
+class OrderError(Exception):
+    """A streamed key list was not in the order both sides agreed on (nothing was written)."""
 
 
 @dataclass
@@ -73,22 +86,101 @@ def _buckets(conn: psycopg.Connection[Any], t: Table) -> dict[int, tuple[int, in
     return {int(b): (int(n), int(s)) for b, n, s in _fetch(conn, query)}
 
 
-def _keys(conn: psycopg.Connection[Any], t: Table, buckets: list[int]) -> dict[str, int]:
-    """key -> fingerprint for the rows in the given buckets."""
+def _key_bytes(keys: dict[str, int]) -> int:
+    return sum(len(k) + 8 for k in keys)
+
+
+def _stream(conn: psycopg.Connection[Any], query: sql.Composed) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``query`` a batch at a time (libpq 17+ chunked mode, else row by row)."""
+    size = STREAM_ROWS if psycopg.pq.version() >= 170000 else 1
+    with conn.cursor() as cur:
+        yield from cur.stream(query, size=size)
+
+
+def _started(rows: Iterator[T]) -> Iterator[T]:
+    """``rows`` with its first item fetched: the query is running (run both sides at once)."""
+    for first in rows:
+        return chain((first,), rows)
+    return iter(())
+
+
+def _sorted_keys(
+    conn: psycopg.Connection[Any], t: Table, buckets: list[int], fingerprints: bool
+) -> Iterator[tuple[Any, ...]]:
+    """(key[, fingerprint]) of the rows in ``buckets``, streamed in byte order of the key."""
     query = sql.SQL(
-        "SELECT {key}, {fp} FROM {table} AS r WHERE hashtext({key}) & {mask} = ANY({buckets})"
+        "SELECT {key}{fp} FROM {table} AS r WHERE hashtext({key}) & {mask} = ANY({buckets}) "
+        'ORDER BY {key} COLLATE "C"'
     ).format(
         key=t.key_text("r"),
-        fp=t.fingerprint("r"),
+        fp=sql.SQL(", {}").format(t.fingerprint("r")) if fingerprints else sql.SQL(""),
         table=t.ident,
         mask=sql.Literal(BUCKETS - 1),
         buckets=sql.Literal(buckets),
     )
-    return {str(k): int(fp) for k, fp in _fetch(conn, query)}
+    return _stream(conn, query)
 
 
-def _key_bytes(keys: dict[str, int]) -> int:
-    return sum(len(k) + 8 for k in keys)
+def _ordered(
+    t: Table, rows: Iterator[tuple[Any, ...]], moved: list[int]
+) -> Iterator[tuple[str, int]]:
+    """(key, fingerprint or 0), checked to ascend; bytes counted into ``moved[0]``."""
+    last: str | None = None
+    for row in rows:
+        key = str(row[0])
+        if last is not None and key <= last:
+            raise OrderError(
+                f"{t.name}: keys arrived out of order; cannot compare, nothing written"
+            )
+        last = key
+        moved[0] += len(key) + 8 * (len(row) - 1)
+        yield key, int(row[1]) if len(row) > 1 else 0
+
+
+def _merge_join(
+    t: Table,
+    rows_a: Iterator[tuple[Any, ...]],
+    rows_b: Iterator[tuple[Any, ...]],
+    result: TableDiff,
+) -> int:
+    """Walk two key-ordered streams together, keeping only the keys that differ; bytes read."""
+    moved = [0]
+    ia, ib = _ordered(t, rows_a, moved), _ordered(t, rows_b, moved)
+    a, b = next(ia, None), next(ib, None)
+    while a is not None and b is not None:
+        if a[0] < b[0]:
+            result.only_a.add(a[0])
+            a = next(ia, None)
+        elif b[0] < a[0]:
+            result.only_b.add(b[0])
+            b = next(ib, None)
+        else:
+            if a[1] != b[1]:
+                result.differ.add(a[0])
+            a, b = next(ia, None), next(ib, None)
+    if a is not None:
+        result.only_a.add(a[0])
+    result.only_a.update(key for key, _ in ia)
+    if b is not None:
+        result.only_b.add(b[0])
+    result.only_b.update(key for key, _ in ib)
+    return moved[0]
+
+
+def _compare_buckets(
+    a: psycopg.Connection[Any],
+    b: psycopg.Connection[Any],
+    t: Table,
+    buckets: list[int],
+    result: TableDiff,
+    fingerprints: bool,
+) -> None:
+    """Add to ``result`` the keys of ``buckets`` that differ (by fingerprint too, if asked)."""
+    rows_a, rows_b = _both(
+        lambda: _started(_sorted_keys(a, t, buckets, fingerprints)),
+        lambda: _started(_sorted_keys(b, t, buckets, fingerprints)),
+    )
+    result.bytes += _merge_join(t, rows_a, rows_b, result) + len(buckets) * 8
 
 
 def diff_table(a: psycopg.Connection[Any], b: psycopg.Connection[Any], t: Table) -> TableDiff:
@@ -101,13 +193,8 @@ def diff_table(a: psycopg.Connection[Any], b: psycopg.Connection[Any], t: Table)
         bytes=(len(ba) + len(bb)) * 28,
     )
     differing = sorted(k for k in ba.keys() | bb.keys() if ba.get(k) != bb.get(k))
-    if not differing:
-        return result
-    ka, kb = _both(lambda: _keys(a, t, differing), lambda: _keys(b, t, differing))
-    result.bytes += _key_bytes(ka) + _key_bytes(kb) + len(differing) * 8
-    result.only_a = set(ka) - set(kb)
-    result.only_b = set(kb) - set(ka)
-    result.differ = {key for key in ka.keys() & kb.keys() if ka[key] != kb[key]}
+    if differing:
+        _compare_buckets(a, b, t, differing, result, fingerprints=True)
     return result
 
 
@@ -168,15 +255,6 @@ def _key_buckets(conn: psycopg.Connection[Any], t: Table) -> dict[int, tuple[int
     return {int(b): (int(n), int(s)) for b, n, s in _fetch(conn, query)}
 
 
-def _bucket_keys(conn: psycopg.Connection[Any], t: Table, buckets: list[int]) -> set[str]:
-    query = sql.SQL(
-        "SELECT {key} FROM {table} AS r WHERE hashtext({key}) & {mask} = ANY({b})"
-    ).format(
-        key=t.key_text("r"), table=t.ident, mask=sql.Literal(BUCKETS - 1), b=sql.Literal(buckets)
-    )
-    return {str(k) for (k,) in _fetch(conn, query)}
-
-
 def _fresh(conn: psycopg.Connection[Any], t: Table, since: str) -> dict[str, int]:
     query = sql.SQL(
         "SELECT {key}, {fp} FROM {table} AS r WHERE age(r.xmin) <= age({xid}::text::xid)"
@@ -211,11 +289,7 @@ def diff_recent(
     result = TableDiff(t, bytes=(len(ka) + len(kb)) * 28)
     buckets = sorted(k for k in ka.keys() | kb.keys() if ka.get(k) != kb.get(k))
     if buckets:
-        keys_a, keys_b = _both(
-            lambda: _bucket_keys(a, t, buckets), lambda: _bucket_keys(b, t, buckets)
-        )
-        result.only_a, result.only_b = keys_a - keys_b, keys_b - keys_a
-        result.bytes += sum(len(k) for k in keys_a | keys_b)
+        _compare_buckets(a, b, t, buckets, result, fingerprints=False)
     fa, fb = _both(lambda: _fresh(a, t, a_since), lambda: _fresh(b, t, b_since))
     ours = [k for k in fb if k not in fa and k not in result.only_b]
     theirs = [k for k in fa if k not in fb and k not in result.only_a]
