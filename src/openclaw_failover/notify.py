@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from openclaw_failover.config import DEFAULT_MESSAGES, Config, TelegramConfig
 from openclaw_failover.model import Notice
@@ -112,9 +111,8 @@ def new_notice(cfg: Config, kind: str, *, reason: str = "", detail: str = "", no
 
 
 def masker(cfg: Config) -> Masker:
-    """A Masker for the config's secrets, also in their URL-encoded form."""
-    secrets = list(cfg.secrets)
-    return Masker([*secrets, *(quote(s, safe="") for s in secrets)])
+    """The Masker for the config's secrets (it masks their URL-encoded forms too)."""
+    return Masker(cfg.secrets)
 
 
 def _fit(text: str) -> str:
@@ -287,7 +285,7 @@ class _Sender:
         try:
             self.on_sent(notice)
         except Exception as exc:  # cannot record it: stop rather than risk resending
-            error = self.mask(_one_line(f"saving state after sending failed: {exc!r}"))
+            error = _one_line(self.mask(f"saving state after sending failed: {exc!r}"))
             self.report.errors.append(f"{notice.kind} notice {notice.id[:8]}: {error}")
             log.error("%s", self.report.errors[-1])
             return False
@@ -296,7 +294,7 @@ class _Sender:
     def _failed(self, notice: Notice, exc: BaseException) -> bool:
         error, go_on, wait = _classify(exc, self.tg.timeout)
         notice.attempts += 1
-        notice.last_error = self.mask(_one_line(error))
+        notice.last_error = _one_line(self.mask(error))
         if wait is not None:
             notice.next_try_at = self.now + self.slept + wait
         self.report.errors.append(f"{notice.kind} notice {notice.id[:8]}: {notice.last_error}")
@@ -310,7 +308,7 @@ class _Sender:
         if target is not None and target.id not in done:
             self._failed(target, exc)
             return
-        error = self.mask(_one_line(f"unexpected error: {type(exc).__name__}: {exc}"))
+        error = _one_line(self.mask(f"unexpected error: {type(exc).__name__}: {exc}"))
         self.report.errors.append(error)
         log.warning("Telegram delivery: %s", error)
 
@@ -326,7 +324,7 @@ def _retry_after(exc: Any) -> float:
 
 def _classify(exc: BaseException, timeout: float) -> tuple[str, bool, float | None]:
     """(error text, go on with the next notice?, seconds to wait before retrying)."""
-    text = _one_line(str(exc)) or type(exc).__name__
+    text = " ".join(str(exc).split()) or type(exc).__name__  # whole: masked, then shortened
     try:
         from telegram import error as tg
     except ImportError:  # python-telegram-bot itself is missing or broken

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openclaw_failover.config import Config
-from openclaw_failover.runner import Masker
+from openclaw_failover.runner import Masker, shorten
 
 if TYPE_CHECKING:
     from openclaw_failover.filesync import FileSyncReport
@@ -145,7 +145,7 @@ def sync_back(
         try:
             rows.run()
         except Exception as exc:  # psycopg.Error, SchemaMismatch, ReconcileError, OSError
-            report.error = mask(_one_line(exc))
+            report.error = _one_line(exc, mask)
             log.debug("sync-back of rows failed", exc_info=True)
             return report
     if cfg.files and split:
@@ -155,9 +155,9 @@ def sync_back(
     return report
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
+def _one_line(exc: BaseException, mask: Masker) -> str:
+    """The error on one line: masked first, then shortened (a cut secret is not found)."""
+    return shorten(mask(str(exc) or type(exc).__name__), 300)
 
 
 def read_baseline(state_dir: Path) -> int | None:
@@ -341,4 +341,4 @@ def disable_subscription(cfg: Config, mask: Masker) -> str:
                 return f"disabled subscription {db.subscription}"
             return f"subscription {db.subscription} already disabled"
     except Exception as exc:
-        return mask(f"could not disable subscription {db.subscription}: {_one_line(exc)}")
+        return mask(f"could not disable subscription {db.subscription}: {_one_line(exc, mask)}")
