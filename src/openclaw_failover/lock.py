@@ -25,8 +25,10 @@ class DeadlineExceeded(BaseException):
 @contextlib.contextmanager
 def exclusive(state_dir: Path, wait: float = 0.0) -> Iterator[None]:
     """Hold an exclusive flock on ``state_dir/ocf.lock``; raise Busy if not had within ``wait``."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    from openclaw_failover import safefs
+
+    safefs.ensure_dir(state_dir)
+    fd = safefs.open_fd(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT)  # no symlink followed
     try:
         end = time.monotonic() + wait
         while True:

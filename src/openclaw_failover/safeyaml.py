@@ -32,12 +32,12 @@ class _Loader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise Refused(f"YAML aliases (*name) are not allowed{_where(event.start_mark)}")
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise Refused(f"nested deeper than {MAX_DEPTH} levels{_where(mark)}")
             return super().compose_node(parent, index)
         finally:
@@ -69,7 +69,7 @@ def load(data: bytes) -> Any:
     if "\x00" in text:
         raise Refused("not a text file (it holds a NUL byte)")
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        return yaml.load(text, Loader=_Loader)  # nosec B506 - _Loader is a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

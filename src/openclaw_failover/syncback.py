@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -168,10 +167,12 @@ def read_baseline(state_dir: Path) -> int | None:
 
 
 def _write_baseline(state_dir: Path, xid: int) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = state_dir / f".{BASELINE_FILE}.tmp"
-    tmp.write_text(json.dumps({"xid": xid, "at": time.time()}))
-    os.replace(tmp, state_dir / BASELINE_FILE)
+    from openclaw_failover import safefs
+
+    safefs.ensure_dir(state_dir)  # a fresh temp file (O_EXCL): a planted symlink is not used
+    safefs.write_atomic(
+        state_dir / BASELINE_FILE, json.dumps({"xid": xid, "at": time.time()}).encode()
+    )
 
 
 class _Rows:
