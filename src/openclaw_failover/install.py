@@ -14,6 +14,12 @@ openclaw_failover`` of this interpreter), ``--config``, the env file beside the 
 is ``check.interval`` when the config sets it (else 2 minutes for cron, 30 s for the
 timer), and the config's ``state_dir`` / ``metrics.textfile`` become the unit's
 writable paths.  ``--dry-run`` prints the files and the commands and writes nothing.
+
+As root (cron.d) nothing the config's owner controls can reach root: a control
+character in any value written into a line or a unit is refused (a newline would
+add a root cron line), the config file and its folder must belong to root or to the
+target user and be writable by nobody else, and the state folder is created by a
+child process running as the target user (never a chown that could follow a link).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import pwd
 import re
 import shlex
 import shutil
+import stat
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -106,6 +114,8 @@ def install(
                 "who owns the standby gateway, not as root",
                 2,
             )
+        if kind == "cron" and root:
+            _check_config_owner(Path(config_path).expanduser().absolute(), user)
         target = resolve_target(
             kind,
             config_path=config_path,
@@ -115,6 +125,7 @@ def install(
             user=user,
             command=command,
         )
+        _check_control_chars(target)
         if dry_run:
             say("dry run: nothing is written or run")
         for warning in target.warnings:
@@ -480,22 +491,127 @@ def _install_crontab(
 
 
 def _make_state_dir(target: Target, *, dry_run: bool, say: Say, chown: bool) -> None:
+    """Create the state folder with the target user's rights, then check it is theirs.
+
+    As root (``chown``) a child process running as the target user (its uid, gid, no
+    supplementary groups) creates it: root never creates or chowns anything there."""
     path = target.state_dir
-    if path.is_dir():
-        return
-    if dry_run:
-        say(f"would create {path} (mode 0700)")
-        return
+    if not _lexists(path):
+        if dry_run:
+            say(f"would create {path} (mode 0700, as {target.user})")
+            return
+        try:
+            if chown and _uid_of(target.user) != os.geteuid():
+                _mkdir_as(target.user, path)
+            else:
+                path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise InstallError(
+                f"cannot create {path} as {target.user}: "
+                f"{getattr(exc, 'strerror', None) or exc}; create it yourself: "
+                f"install -d -m 0700 -o {target.user} {shlex.quote(str(path))}"
+            ) from None
+        say(f"created {path}")
+    _check_state_dir(path, _uid_of(target.user) if chown else os.geteuid(), target.user)
+
+
+def _lexists(path: Path) -> bool:
     try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if chown:
-            entry = pwd.getpwnam(target.user)
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-    except (OSError, KeyError) as exc:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _uid_of(user: str) -> int:
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise InstallError(f"no such user: {user}", 2) from None
+
+
+def _mkdir_as(user: str, path: Path) -> None:
+    """``mkdir -p -m 0700`` in a child that runs as ``user`` (no root rights left)."""
+    entry = pwd.getpwnam(user)
+    code = "import os, sys; os.makedirs(sys.argv[1], 0o700, exist_ok=True)"
+    proc = subprocess.run(  # nosec B603 - our own interpreter, fixed code, no shell
+        [sys.executable, "-I", "-c", code, str(path)],
+        user=entry.pw_uid,
+        group=entry.pw_gid,
+        extra_groups=[],
+        umask=0o077,
+        cwd="/",
+        env={"PATH": SYSTEM_PATH},
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    if proc.returncode:
+        lines = proc.stderr.strip().splitlines()
+        raise OSError(lines[-1] if lines else f"exit {proc.returncode}")
+
+
+def _check_state_dir(path: Path, uid: int, user: str) -> None:
+    """The state folder must be a real directory of ``user``, writable by nobody else."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise InstallError(f"cannot check {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise InstallError(f"state_dir {path} is not a directory (a symlink or a file)", 2)
+    if st.st_uid != uid:
         raise InstallError(
-            f"cannot create {path}: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
-    say(f"created {path}")
+            f"state_dir {path} is owned by uid {st.st_uid}, not by {user}: "
+            f"`ocf check` as {user} would refuse it",
+            2,
+        )
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise InstallError(f"state_dir {path} is writable by group or others: chmod 700 it", 2)
+
+
+def _check_config_owner(config: Path, user: str | None) -> None:
+    """As root: the config and its folder belong to root or the target user, and are
+    writable by nobody else (whoever can edit them chooses what root writes)."""
+    for path in (config, config.parent):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # a missing config is reported by resolve_target
+        if st.st_uid != 0 and user is not None and st.st_uid != _uid_of(user):
+            raise InstallError(f"{path} is owned by uid {st.st_uid}, not root or {user}", 2)
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise InstallError(
+                f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}): "
+                f"refusing to install a root cron job from it; chmod go-w it",
+                2,
+            )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _check_control_chars(target: Target) -> None:
+    """Refuse a control character (a newline adds a cron line) in any written value."""
+    values = [
+        ("user", target.user),
+        ("home", str(target.home)),
+        ("the ocf command", " ".join(target.command)),
+        ("the config path", str(target.config)),
+        ("the env file path", str(target.env_file)),
+        ("state_dir", str(target.state_dir)),
+        *(("metrics.textfile", str(p)) for p in target.writable),
+    ]
+    for what, value in values:
+        found = _CONTROL.search(value)
+        if found:
+            raise InstallError(
+                f"{what} contains a control character (U+{ord(found.group()):04X}): "
+                f"refusing to write it into a schedule",
+                2,
+            )
 
 
 def _write(path: Path, text: str, *, mode: int, dry_run: bool, say: Say) -> None:
@@ -554,11 +670,12 @@ def _who(
 
 def _raw_config(path: Path) -> tuple[dict[str, Any], list[str]]:
     """The YAML document as a dict (no validation: ``ocf check -n`` does that)."""
-    import yaml
+    from openclaw_failover import safeyaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        with path.open("rb") as fh:
+            data = safeyaml.load(fh.read(safeyaml.MAX_BYTES + 1))
+    except (OSError, ValueError) as exc:
         return {}, [f"cannot read {path} ({type(exc).__name__}); using the defaults"]
     if not isinstance(data, dict):
         return {}, [f"{path} is not a YAML mapping; using the defaults"]
