@@ -379,6 +379,8 @@ def read_yaml(path: Path, source: str) -> Any:
             data = fh.read(safeyaml.MAX_BYTES + 1)
     except OSError as exc:
         raise ConfigError(source, [f"cannot read config: {exc.strerror or exc}"]) from None
+    except ValueError as exc:  # a NUL in the path
+        raise ConfigError(source, [f"cannot read config: {exc}"]) from None
     try:
         return safeyaml.load(data)
     except safeyaml.Refused as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import signal
@@ -28,7 +29,11 @@ def exclusive(state_dir: Path, wait: float = 0.0) -> Iterator[None]:
     from openclaw_failover import safefs
 
     safefs.ensure_dir(state_dir)
-    fd = safefs.open_fd(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT)  # no symlink followed
+    try:
+        fd = safefs.open_fd(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT)  # no symlink followed
+    except OSError as exc:
+        problem = "a symlink" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+        raise safefs.StateDirError(state_dir, f"cannot open {LOCK_FILE}: {problem}") from None
     try:
         end = time.monotonic() + wait
         while True:
