@@ -533,17 +533,17 @@ def _uid_of(user: str) -> int:
 
 
 def _mkdir_as(user: str, path: Path) -> None:
-    """``mkdir -p -m 0700`` in a child that runs as ``user`` (no root rights left)."""
+    """``mkdir -p -m 0700`` run as ``user`` (its uid and gid, no other groups, umask 077)."""
     entry = pwd.getpwnam(user)
-    code = "import os, sys; os.makedirs(sys.argv[1], 0o700, exist_ok=True)"
-    proc = subprocess.run(  # nosec B603 - our own interpreter, fixed code, no shell
-        [sys.executable, "-I", "-c", code, str(path)],
+    mkdir = shutil.which("mkdir", path=SYSTEM_PATH) or "/bin/mkdir"
+    proc = subprocess.run(  # nosec B603 - a fixed program, no shell, the target's rights
+        [mkdir, "-p", "-m", "0700", "--", str(path)],
         user=entry.pw_uid,
         group=entry.pw_gid,
         extra_groups=[],
         umask=0o077,
         cwd="/",
-        env={"PATH": SYSTEM_PATH},
+        env={"PATH": SYSTEM_PATH, "LC_ALL": "C"},
         capture_output=True,
         text=True,
         timeout=COMMAND_TIMEOUT,
@@ -551,7 +551,7 @@ def _mkdir_as(user: str, path: Path) -> None:
     )
     if proc.returncode:
         lines = proc.stderr.strip().splitlines()
-        raise OSError(lines[-1] if lines else f"exit {proc.returncode}")
+        raise OSError(lines[-1] if lines else f"mkdir exited {proc.returncode}")
 
 
 def _check_state_dir(path: Path, uid: int, user: str) -> None:
