@@ -182,15 +182,21 @@ def test_the_ping_url_path_is_masked_in_a_urllib_error(tmp_path: Path) -> None:
 
 
 def test_notify_masks_first_then_shortens() -> None:
-    """A long Bot API error ending in the token: masked whole, then cut to one line."""
+    """A long Bot API error holding the token: masked whole, then cut to one line."""
     from telegram.error import InvalidToken
 
     from openclaw_failover import notify
+    from openclaw_failover.config import TelegramConfig
+    from openclaw_failover.model import Notice
 
-    error, _, _ = notify._classify(InvalidToken("x" * 260 + TOKEN), 5.0)
-    shown = notify._one_line(Masker([TOKEN])(error))
-    assert "***" in shown
-    assert all(p not in shown for p in _pieces(TOKEN)), shown
+    tg = TelegramConfig(token=TOKEN, chat_id=1)
+    for pad in range(240, 300, 5):  # the token straddles the 300th character somewhere
+        report = notify.DeliveryReport()
+        sender = notify._Sender(tg, Masker([TOKEN]), report, now=0.0, on_sent=None, sleep=print)
+        notice = Notice(id="n1", kind="took_over", text="t", created_at=0.0)
+        sender._failed(notice, InvalidToken("x" * pad + "/bot" + TOKEN + "/sendMessage"))
+        for shown in (notice.last_error, *report.errors):
+            assert all(p not in shown for p in _pieces(TOKEN)), (pad, shown)
 
 
 def test_syncback_masks_first_then_shortens() -> None:
