@@ -536,7 +536,7 @@ def _mkdir_as(user: str, path: Path) -> None:
     """``mkdir -p -m 0700`` run as ``user`` (its uid and gid, no other groups, umask 077)."""
     entry = pwd.getpwnam(user)
     mkdir = shutil.which("mkdir", path=SYSTEM_PATH) or "/bin/mkdir"
-    proc = subprocess.run(  # nosec B603 - a fixed program, no shell, the target's rights
+    proc = subprocess.run(  # a fixed program, no shell, the target's rights
         [mkdir, "-p", "-m", "0700", "--", str(path)],
         user=entry.pw_uid,
         group=entry.pw_gid,

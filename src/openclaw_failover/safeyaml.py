@@ -69,7 +69,7 @@ def load(data: bytes) -> Any:
     if "\x00" in text:
         raise Refused("not a text file (it holds a NUL byte)")
     try:
-        return yaml.load(text, Loader=_Loader)  # nosec B506 - _Loader is a SafeLoader
+        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader  # nosec B506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
