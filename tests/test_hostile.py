@@ -1026,3 +1026,20 @@ def test_hostile_input(row: Row, rig: Rig, capsys: pytest.CaptureFixture[str]) -
     for path in rig.state.rglob("*") if rig.state.is_dir() and not rig.state.is_symlink() else []:
         if path.is_file() and not path.is_symlink() and path.name != "ocf.lock":
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_a_newline_in_a_workspace_file_name_adds_no_output_line() -> None:
+    """`ocf syncback` prints one line per file: a name with a newline cannot fake one."""
+    from openclaw_failover.filesync import FileSyncReport
+
+    report = FileSyncReport(
+        copied=["notes\ncopied /etc/shadow"],
+        conflicts=[("a\rb", "a\rb.standby-20261202")],
+        refused=[("x\u2028y", "why\nnot")],
+        errors=["rsync: e\nf"],
+    )
+    lines = report.lines()
+    assert len(lines) == 4
+    for line in [*lines, report.summary()]:
+        assert not any(c in line for c in "\n\r\u2028"), line
+    assert lines[0] == "copied notes\\ncopied /etc/shadow"

@@ -73,7 +73,7 @@ class FileSyncReport:
         text += f", {len(self.refused)} refused"
         if self.errors:
             s = "s" if len(self.errors) > 1 else ""
-            text += f"; {len(self.errors)} error{s}: {self.errors[0]}"
+            text += f"; {len(self.errors)} error{s}: {_shown(self.errors[0])}"
         return text
 
     def lines(self) -> list[str]:
