@@ -1043,3 +1043,22 @@ def test_a_newline_in_a_workspace_file_name_adds_no_output_line() -> None:
     for line in [*lines, report.summary()]:
         assert not any(c in line for c in "\n\r\u2028"), line
     assert lines[0] == "copied notes\\ncopied /etc/shadow"
+
+
+def test_notice_rendering_stays_linear_on_long_blank_runs(tmp_path: Path) -> None:
+    """A reason or detail with long runs of blanks (a remote error page) rendered fast:
+    the tidying regexes were quadratic (20 000 blanks took 13 s). Not a benchmark: a
+    hang guard with a generous bound."""
+    import time
+
+    from openclaw_failover import notify
+    from openclaw_failover.config import parse_config
+
+    (tmp_path / "id").write_text("k")
+    (tmp_path / "kh").write_text("")
+    ssh = {"user": "u", "key_file": str(tmp_path / "id"), "known_hosts": str(tmp_path / "kh")}
+    cfg = parse_config({"primary": {"host": "h", "ssh": ssh}}, "c", {})
+    started = time.monotonic()
+    text = notify.render(cfg, "took_over", reason="a" + " " * 20_000 + "b", detail="", at=0)
+    assert time.monotonic() - started < 2.0
+    assert "a b" in text and len(text) <= notify.MAX_TEXT

@@ -56,6 +56,7 @@ QUIET_LOGGERS = {
     "telegram": logging.CRITICAL,
 }
 
+_BLANKS = re.compile(r"[ \t]+")
 _EMPTY = "\x00"  # stands in for an empty field while tidying the rendered text
 _TIDY = (
     (re.compile(r"[ \t]*\([ \t]*\x00[ \t]*\)"), ""),  # "(E)" -> ""
@@ -80,11 +81,18 @@ def render(cfg: Config, kind: str, *, reason: str = "", detail: str = "", at: fl
     empty parentheses.  An unknown kind or a broken template falls back to the
     default text (or a generic one); rendering never raises.
     """
+    mask = masker(cfg)
+
+    def field(text: str) -> str:
+        """Masked, runs of blanks collapsed (the tidying below stays linear), bounded."""
+        text = _BLANKS.sub(" ", mask(text.replace(_EMPTY, ""))).strip()
+        return text[:MAX_TEXT] or _EMPTY
+
     values = {
         "primary": cfg.primary.name,
         "standby": cfg.standby.name,
-        "reason": reason.replace(_EMPTY, "").strip() or _EMPTY,
-        "detail": detail.replace(_EMPTY, "").strip() or _EMPTY,
+        "reason": field(reason),
+        "detail": field(detail),
         "time": format_time(at),
         "kind": kind,
     }
@@ -101,7 +109,7 @@ def render(cfg: Config, kind: str, *, reason: str = "", detail: str = "", at: fl
     for pattern, replacement in _TIDY:
         text = pattern.sub(replacement, text)
     text = text.strip() or f"{kind} ({values['time']})"
-    return _fit(masker(cfg)(text))
+    return _fit(mask(text))
 
 
 def new_notice(cfg: Config, kind: str, *, reason: str = "", detail: str = "", now: float) -> Notice:
