@@ -284,6 +284,8 @@ KillMode=process
 # Hardening. `systemctl --user` (a unix socket), SSH, rsync, PostgreSQL and Telegram
 # keep working. A fallback gateway started from here inherits this sandbox (read-only
 # outside the ReadWritePaths, a private /tmp): hence its data directory below.
+# Files in the state directory are created 0600 (ocf's own are, whatever the umask).
+UMask=0077
 NoNewPrivileges=yes
 PrivateTmp=yes
 ProtectSystem=strict
@@ -324,8 +326,8 @@ def cron_line(target: Target, *, with_user: bool) -> str:
     check = shlex.join([*target.command, "--config", str(target.config), "check"])
     path = "" if with_user else f"PATH={shlex.quote(_path_var(target))}; export PATH; "
     script = f"{path}set -a; if [ -r {env} ]; then . {env}; fi; set +a; exec {check}"
-    command = (
-        f"flock -n {shlex.quote(str(lock))} /bin/sh -c {shlex.quote(script)} "
+    command = (  # umask 077: cron.log and cron.lock are created 0600, like ocf's own files
+        f"umask 077; flock -n {shlex.quote(str(lock))} /bin/sh -c {shlex.quote(script)} "
         f">> {shlex.quote(str(log))} 2>&1"
     )
     who = f" {target.user}" if with_user else ""
