@@ -1062,3 +1062,56 @@ def test_notice_rendering_stays_linear_on_long_blank_runs(tmp_path: Path) -> Non
     text = notify.render(cfg, "took_over", reason="a" + " " * 20_000 + "b", detail="", at=0)
     assert time.monotonic() - started < 2.0
     assert "a b" in text and len(text) <= notify.MAX_TEXT
+
+
+@pytest.mark.parametrize("writer", ["touch", "append", "write_atomic", "lock", "log", "fence"])
+def test_no_write_through_a_planted_symlink(tmp_path: Path, writer: str) -> None:
+    """Every way ocf writes into the state folder refuses a symlink planted there
+    (the fence marker, the lock, the log, the events log, atomic writes)."""
+    import logging
+
+    from openclaw_failover import lock, logs, safefs
+    from openclaw_failover.runner import Masker
+    from openclaw_failover.state import FENCE_MARKER
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    names = {"lock": lock.LOCK_FILE, "log": logs.LOG_FILE, "fence": FENCE_MARKER}
+    link = state / names.get(writer, "file")
+    link.symlink_to(victim)
+    if writer == "touch":
+        with pytest.raises(OSError):
+            safefs.touch(link)
+    elif writer == "fence":  # the real actor, SSH replaced by a stub that must not run
+        from openclaw_failover.actions import Actor
+        from openclaw_failover.config import parse_config
+
+        (tmp_path / "id").write_text("k")
+        (tmp_path / "kh").write_text("")
+        ssh = {"user": "u", "key_file": str(tmp_path / "id"), "known_hosts": str(tmp_path / "kh")}
+        primary = {"host": "h", "ssh": ssh, "gateway": {"stop_command": "stop-it"}}
+        cfg = parse_config({"primary": primary, "state_dir": str(state)}, "c", {})
+        ran: list[Any] = []
+        actor = Actor(cfg, Masker(), {}, remote_run=lambda *a, **k: ran.append(a))
+        with pytest.raises(OSError):
+            actor._fence([])
+        assert not ran, "the marker is written before the fence command"
+    elif writer == "append":
+        with pytest.raises(OSError):
+            safefs.append(link, b"x\n")
+    elif writer == "write_atomic":
+        safefs.write_atomic(link, b"new\n")  # replaces the link itself
+        assert not link.is_symlink() and link.read_bytes() == b"new\n"
+    elif writer == "lock":
+        with pytest.raises(safefs.StateDirError), lock.exclusive(state):
+            pass
+    else:
+        logger = logs.setup(state, verbose=0, env={}, mask=Masker())
+        logger.warning("written somewhere")
+        for handler in list(logger.handlers):
+            handler.close()
+            logger.removeHandler(handler)
+        logging.getLogger("openclaw_failover").handlers.clear()
+    assert victim.read_text() == "precious\n"
