@@ -125,7 +125,7 @@ def test_the_state_folder_is_created_by_the_target_user(world: Path) -> None:
     assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid)
     assert stat.S_IMODE(st.st_mode) == 0o700
     assert os.lstat(shared / "a").st_uid == nobody.pw_uid, "parents too: root made nothing"
-    assert " nobody flock -n " in cron_d.read_text()
+    assert " nobody umask 077; flock -n " in cron_d.read_text()
 
 
 @needs_root

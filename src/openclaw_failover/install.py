@@ -17,7 +17,7 @@ writable paths.  ``--dry-run`` prints the files and the commands and writes noth
 
 As root (cron.d) nothing the config's owner controls can reach root: a control
 character in any value written into a line or a unit is refused (a newline would
-add a root cron line), the config file and its folder must belong to root or to the
+add a root cron line; see installguard), the config file and its folder must belong to root or to the
 target user and be writable by nobody else, and the state folder is created by a
 child process running as the target user (never a chown that could follow a link).
 """
@@ -30,8 +30,6 @@ import pwd
 import re
 import shlex
 import shutil
-import stat
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openclaw_failover import runner
+from openclaw_failover import installguard, runner
+from openclaw_failover.installguard import COMMAND_TIMEOUT, SYSTEM_PATH, InstallError
 from openclaw_failover.model import CommandResult
 
 NAME = "openclaw-failover"
@@ -49,19 +48,9 @@ END = f"# END {NAME}"
 DEFAULT_STATE_DIR = "~/.local/state/openclaw-failover"
 CRON_INTERVAL = 120.0
 TIMER_INTERVAL = 30.0
-SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
-COMMAND_TIMEOUT = 30.0
 
 Say = Callable[[str], None]
 Run = Callable[..., CommandResult]
-
-
-class InstallError(Exception):
-    """Cannot install; ``status`` is the exit code (1 failed, 2 usage)."""
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -115,7 +104,7 @@ def install(
                 2,
             )
         if kind == "cron" and root:
-            _check_config_owner(Path(config_path).expanduser().absolute(), user)
+            installguard.check_config_owner(Path(config_path).expanduser().absolute(), user)
         target = resolve_target(
             kind,
             config_path=config_path,
@@ -493,127 +482,25 @@ def _install_crontab(
 
 
 def _make_state_dir(target: Target, *, dry_run: bool, say: Say, chown: bool) -> None:
-    """Create the state folder with the target user's rights, then check it is theirs.
-
-    As root (``chown``) a child process running as the target user (its uid, gid, no
-    supplementary groups) creates it: root never creates or chowns anything there."""
-    path = target.state_dir
-    if not _lexists(path):
-        if dry_run:
-            say(f"would create {path} (mode 0700, as {target.user})")
-            return
-        try:
-            if chown and _uid_of(target.user) != os.geteuid():
-                _mkdir_as(target.user, path)
-            else:
-                path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise InstallError(
-                f"cannot create {path} as {target.user}: "
-                f"{getattr(exc, 'strerror', None) or exc}; create it yourself: "
-                f"install -d -m 0700 -o {target.user} {shlex.quote(str(path))}"
-            ) from None
-        say(f"created {path}")
-    _check_state_dir(path, _uid_of(target.user) if chown else os.geteuid(), target.user)
-
-
-def _lexists(path: Path) -> bool:
-    try:
-        os.lstat(path)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-def _uid_of(user: str) -> int:
-    try:
-        return pwd.getpwnam(user).pw_uid
-    except KeyError:
-        raise InstallError(f"no such user: {user}", 2) from None
-
-
-def _mkdir_as(user: str, path: Path) -> None:
-    """``mkdir -p -m 0700`` run as ``user`` (its uid and gid, no other groups, umask 077)."""
-    entry = pwd.getpwnam(user)
-    mkdir = shutil.which("mkdir", path=SYSTEM_PATH) or "/bin/mkdir"
-    proc = subprocess.run(  # a fixed program, no shell, the target's rights
-        [mkdir, "-p", "-m", "0700", "--", str(path)],
-        user=entry.pw_uid,
-        group=entry.pw_gid,
-        extra_groups=[],
-        umask=0o077,
-        cwd="/",
-        env={"PATH": SYSTEM_PATH, "LC_ALL": "C"},
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
+    """Create the state folder with the target user's rights (see installguard)."""
+    installguard.make_state_dir(
+        target.state_dir, target.user, dry_run=dry_run, say=say, as_target=chown
     )
-    if proc.returncode:
-        lines = proc.stderr.strip().splitlines()
-        raise OSError(lines[-1] if lines else f"mkdir exited {proc.returncode}")
-
-
-def _check_state_dir(path: Path, uid: int, user: str) -> None:
-    """The state folder must be a real directory of ``user``, writable by nobody else."""
-    try:
-        st = os.lstat(path)
-    except OSError as exc:
-        raise InstallError(f"cannot check {path}: {exc.strerror or exc}") from None
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        raise InstallError(f"state_dir {path} is not a directory (a symlink or a file)", 2)
-    if st.st_uid != uid:
-        raise InstallError(
-            f"state_dir {path} is owned by uid {st.st_uid}, not by {user}: "
-            f"`ocf check` as {user} would refuse it",
-            2,
-        )
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise InstallError(f"state_dir {path} is writable by group or others: chmod 700 it", 2)
-
-
-def _check_config_owner(config: Path, user: str | None) -> None:
-    """As root: the config and its folder belong to root or the target user, and are
-    writable by nobody else (whoever can edit them chooses what root writes)."""
-    for path in (config, config.parent):
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue  # a missing config is reported by resolve_target
-        if st.st_uid != 0 and user is not None and st.st_uid != _uid_of(user):
-            raise InstallError(f"{path} is owned by uid {st.st_uid}, not root or {user}", 2)
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise InstallError(
-                f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}): "
-                f"refusing to install a root cron job from it; chmod go-w it",
-                2,
-            )
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _check_control_chars(target: Target) -> None:
     """Refuse a control character (a newline adds a cron line) in any written value."""
-    values = [
-        ("user", target.user),
-        ("home", str(target.home)),
-        ("the ocf command", " ".join(target.command)),
-        ("the config path", str(target.config)),
-        ("the env file path", str(target.env_file)),
-        ("state_dir", str(target.state_dir)),
-        *(("metrics.textfile", str(p)) for p in target.writable),
-    ]
-    for what, value in values:
-        found = _CONTROL.search(value)
-        if found:
-            raise InstallError(
-                f"{what} contains a control character (U+{ord(found.group()):04X}): "
-                f"refusing to write it into a schedule",
-                2,
-            )
+    installguard.check_control_chars(
+        [
+            ("user", target.user),
+            ("home", str(target.home)),
+            ("the ocf command", " ".join(target.command)),
+            ("the config path", str(target.config)),
+            ("the env file path", str(target.env_file)),
+            ("state_dir", str(target.state_dir)),
+            *(("metrics.textfile", str(p)) for p in target.writable),
+        ]
+    )
 
 
 def _write(path: Path, text: str, *, mode: int, dry_run: bool, say: Say) -> None:
