@@ -684,6 +684,13 @@ STATE_ROWS = [
         "not UTF-8",
     ),
     Row("state-list", state_file("[1, 2, 3]"), STATUS, 0, "is corrupt"),
+    Row(
+        "state-reason-newline",
+        state_file(_state_with(last_reason='"a\\nFAKE: line"')),
+        STATUS,
+        0,
+        "a FAKE: line",
+    ),
     Row("state-deep", state_file("[" * 100000 + "]" * 100000), STATUS, 0, "is corrupt"),
     Row(
         "state-version-99",

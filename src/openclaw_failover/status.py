@@ -169,7 +169,7 @@ def render(info: dict[str, Any]) -> str:
     lines = [
         f"role:           {role}",
         f"paused:         {'yes, since ' + str(info['paused_since']) if info['paused'] else 'no'}",
-        f"last check:     {_ago(info['last_tick_age_seconds'])}: {info['last_reason'] or '-'}",
+        f"last check:     {_ago(info['last_tick_age_seconds'])}: {_line(info['last_reason']) or '-'}",
         f"last probe:     {_probe_line(info['last_probe'])}",
         f"next check:     {_next_line(info)}",
         f"counters:       failed {c['failed_checks']}, healthy {c['healthy_checks']}, "
