@@ -23,6 +23,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
+	$(BIN)/bandit -q -c pyproject.toml -r src
 
 test: lint
 	$(BIN)/pytest -q

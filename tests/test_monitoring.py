@@ -575,7 +575,7 @@ def test_install_dry_run_cron_writes_nothing_and_prints_absolute_paths(home: Pat
     out = "\n".join(lines)
     assert code == 0 and not cron_d.parent.exists()
     assert f"would write {cron_d}:" in out
-    assert "*/2 * * * * pi flock -n " in out and "PATH=/opt/ocf/bin:" in out
+    assert "*/2 * * * * pi umask 077; flock -n " in out and "PATH=/opt/ocf/bin:" in out
 
 
 def test_install_refusals(home: Path) -> None:
@@ -655,7 +655,7 @@ def test_install_crontab_replaces_only_its_own_block(home: Path, tmp_path: Path)
     assert (
         "old ocf" not in new and new.count(install.BEGIN) == 1 and new.endswith(f"{install.END}\n")
     )
-    assert "\n* * * * * flock -n " in new, "every minute: cron's best for a 30 s interval"
+    assert "\n* * * * * umask 077; flock -n " in new, "every minute: cron's best for 30 s"
     assert "PATH=" in new and "; export PATH; " in new, (
         "PATH inside the job: other jobs keep theirs"
     )
@@ -716,6 +716,7 @@ def test_install_cron_d_as_root_and_the_line_really_runs(home: Path) -> None:
     subprocess.run(["/bin/sh", "-c", command], env=env, check=True, timeout=30)
     assert record.read_text() == f"args: --config {_config(home)} check token: 123:abc\n"
     assert (state / "cron.log").read_text() == "printed\n"
+    assert stat.S_IMODE((state / "cron.log").stat().st_mode) == 0o600, "umask 077"
     holder = subprocess.Popen(["flock", str(state / "cron.lock"), "sleep", "30"])
     try:
         deadline = time.monotonic() + 10

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from openclaw_failover import remote
+from openclaw_failover import remote, safefs
 from openclaw_failover.config import Config
 from openclaw_failover.decide import Action, GiveBack, Outcome, RestartLocal, TakeOver
 from openclaw_failover.gateway import LocalGateway
@@ -98,8 +98,8 @@ class Actor:
         command = self.cfg.primary.gateway.stop_command
         assert command is not None
         if not self.dry_run:  # before the stop: a lost state file must not forget it
-            self.cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            (self.cfg.state_dir / FENCE_MARKER).touch()
+            safefs.ensure_dir(self.cfg.state_dir)
+            safefs.touch(self.cfg.state_dir / FENCE_MARKER)  # a symlink there is not followed
         res = self._remote(command)
         steps.append(f"fence primary: {res.summary()}")
         if not res.ok:

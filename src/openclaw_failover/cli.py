@@ -45,10 +45,15 @@ class Context:
     config_path: str | None
     verbose: int
 
-    def config(self) -> Config:
+    def config(self, *, own_state_dir: bool = True) -> Config:
+        """The config; with ``own_state_dir`` its state folder must be this user's (exit 2)."""
         path = find_config(self.config_path, self.environment.env)
         cfg = load_config(path, self.environment.env)
         self.environment.mask = Masker(cfg.secrets)
+        if own_state_dir:
+            from openclaw_failover import safefs
+
+            safefs.check_dir(cfg.state_dir)
         return cfg
 
     def setup_logging(self, cfg: Config | None, *, to_file: bool = True) -> None:

@@ -69,7 +69,7 @@ def install_cmd(c: Context, kind: str, dry_run: bool) -> None:
     """Schedule `ocf check` (cron.d / crontab, or a systemd user timer) with this user's paths."""
     from openclaw_failover.install import install
 
-    c.config()  # a broken config is refused before anything is scheduled
+    c.config(own_state_dir=False)  # a broken config is refused before anything is scheduled
     path = find_config(c.config_path, c.environment.env)
     code = install(kind, config_path=path, dry_run=dry_run, env=c.environment.env, say=click.echo)
     if code:

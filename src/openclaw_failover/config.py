@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import yaml
-
+from openclaw_failover import safeyaml
+from openclaw_failover.runner import Masker
 from openclaw_failover.schema import Command, Key, ListOf, Schema, Validator
 from openclaw_failover.schema import iter_keys as _iter_keys
 
@@ -168,18 +169,21 @@ class Config:
     files: tuple[FileRoot, ...] = ()
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     source: str = "<config>"
+    # ${VAR} values whose name says TOKEN/PASSWORD/SECRET/KEY, the ping URL's path+query
+    extra_secrets: tuple[str, ...] = ()
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in logs, output or notices."""
         out = [self.telegram.token] if self.telegram and self.telegram.token else []
+        out += self.extra_secrets
         if self.database:
             out += [
                 p
                 for d in (self.database.primary_dsn, self.database.standby_dsn)
                 if (p := dsn_password(d))
             ]
-        return tuple(out)
+        return tuple(dict.fromkeys(out))
 
 
 _DSN_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']+)")
@@ -203,13 +207,17 @@ def dsn_password(dsn: str) -> str:
 
 SSH_SCHEMA: Schema = {
     "user": Key("str", "SSH user on the primary", required=True),
-    "port": Key("int", "SSH port", 22, minimum=1),
+    "port": Key("int", "SSH port", 22, minimum=1, maximum=65535),
     "key_file": Key("path", "private key (unencrypted)", "~/.ssh/id_ed25519", must_exist=True),
     "known_hosts": Key(
         "path", "known_hosts holding the primary's host key", "~/.ssh/known_hosts", must_exist=True
     ),
-    "connect_timeout": Key("number", "seconds for TCP connect, banner and auth", 10, minimum=0.1),
-    "command_timeout": Key("number", "seconds for a command run over SSH", 30, minimum=0.1),
+    "connect_timeout": Key(
+        "number", "seconds for TCP connect, banner and auth", 10, minimum=0.1, maximum=600
+    ),
+    "command_timeout": Key(
+        "number", "seconds for a command run over SSH", 30, minimum=0.1, maximum=3600
+    ),
 }
 
 SCHEMA: Schema = {
@@ -240,34 +248,50 @@ SCHEMA: Schema = {
                 "stops the local gateway",
                 "systemctl --user stop openclaw-gateway.service",
             ),
-            "start_timeout": Key("number", "seconds to wait for the local gateway", 30, minimum=0),
-            "stop_timeout": Key("number", "seconds to wait for it to stop", 30, minimum=0),
+            "start_timeout": Key(
+                "number", "seconds to wait for the local gateway", 30, minimum=0, maximum=3600
+            ),
+            "stop_timeout": Key(
+                "number", "seconds to wait for it to stop", 30, minimum=0, maximum=3600
+            ),
             "command_timeout": Key(
-                "number", "seconds a start/stop command may run", 30, minimum=0.1
+                "number", "seconds a start/stop command may run", 30, minimum=0.1, maximum=3600
             ),
         },
     },
     "check": {
-        "retries": Key("int", "extra probes after a failed one, per tick", 1, minimum=0),
-        "retry_delay": Key("number", "seconds between probes", 10, minimum=0),
-        "fall": Key("int", "failed ticks before taking over", 1, minimum=1),
-        "rise": Key("int", "healthy ticks before giving back", 1, minimum=1),
-        "failback": Key("choice", "auto or manual", "auto", choices=("auto", "manual")),
-        "probe_timeout": Key("number", "seconds for one HTTP health request", 5, minimum=0.1),
-        "deadline": Key(
-            "number", "a whole tick is aborted after this many seconds", 100, minimum=1
+        "retries": Key(
+            "int", "extra probes after a failed one, per tick", 1, minimum=0, maximum=100
         ),
-        "alert_interval": Key("number", "seconds between repeated alerts", 3600, minimum=0),
-        "interval": Key("number", "seconds between scheduled checks (cron/timer)", 120, minimum=1),
+        "retry_delay": Key("number", "seconds between probes", 10, minimum=0, maximum=3600),
+        "fall": Key("int", "failed ticks before taking over", 1, minimum=1, maximum=10000),
+        "rise": Key("int", "healthy ticks before giving back", 1, minimum=1, maximum=10000),
+        "failback": Key("choice", "auto or manual", "auto", choices=("auto", "manual")),
+        "probe_timeout": Key(
+            "number", "seconds for one HTTP health request", 5, minimum=0.1, maximum=600
+        ),
+        "deadline": Key(
+            "number",
+            "a whole tick is aborted after this many seconds",
+            100,
+            minimum=1,
+            maximum=86400,
+        ),
+        "alert_interval": Key(
+            "number", "seconds between repeated alerts", 3600, minimum=0, maximum=31 * 86400
+        ),
+        "interval": Key(
+            "number", "seconds between scheduled checks (cron/timer)", 120, minimum=1, maximum=86400
+        ),
     },
     "telegram": {
         "token": Key("str", "bot token, use ${VAR}", required=True, secret=True),
         "chat_id": Key("chat", "chat to notify", required=True),
         "base_url": Key("url", "Bot API base, everything before the token", TELEGRAM_BASE_URL),
-        "timeout": Key("number", "seconds per Bot API request", 10, minimum=0.1),
+        "timeout": Key("number", "seconds per Bot API request", 10, minimum=0.1, maximum=600),
     },
     "messages": {
-        name: Key("str", f"template for the {name} notice", text)
+        name: Key("str", f"template for the {name} notice", text, multiline=True)
         for name, text in DEFAULT_MESSAGES.items()
     },
     "state_dir": Key("path", "state, events, logs", DEFAULT_STATE_DIR),
@@ -275,26 +299,30 @@ SCHEMA: Schema = {
         "textfile": Key("path", "Prometheus textfile written each check (node_exporter)", None),
     },
     "monitoring": {
-        "ping_url": Key("url", "dead-man's-switch URL pinged after each check", None),
-        "ping_timeout": Key("number", "seconds for the ping", 5, minimum=0.1),
+        "ping_url": Key("url", "dead-man's-switch URL pinged after each check", None, secret=True),
+        "ping_timeout": Key("number", "seconds for the ping", 5, minimum=0.1, maximum=600),
     },
     "database": {
         "primary_dsn": Key("str", "libpq conninfo or URL of the primary's memu", required=True),
         "standby_dsn": Key("str", "libpq conninfo or URL of the standby's memu", required=True),
         "subscription": Key("str", "the standby's subscription", "memu_sub"),
         "tables": Key("strlist", "tables to sync (default: the publications' tables)", []),
-        "connect_timeout": Key("number", "seconds to connect to either database", 10, minimum=1),
+        "connect_timeout": Key(
+            "number", "seconds to connect to either database", 10, minimum=1, maximum=600
+        ),
         "quarantine_days": Key(
             "number",
             "days a quarantine batch (rows sync-back replaced or deleted) is kept",
             30,
             minimum=1,
+            maximum=3650,
         ),
         "quarantine_max_mb": Key(
             "number",
             "size cap of the quarantine folder in MB (oldest batches go first)",
             1024,
             minimum=1,
+            maximum=1048576,
         ),
     },
     "files": ListOf(
@@ -313,13 +341,19 @@ NOT_BUILT: dict[str, str] = {}
 
 
 def _check_templates(v: Validator, messages: dict[str, Any] | None) -> None:
+    """Known fields only, and no conversion or format spec: ``{time:>100000}`` would
+    make a huge notice (and take a minute to tidy up)."""
     for name, text in (messages or {}).items():
         if not isinstance(text, str):
             continue
         try:
-            names = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+            parsed = list(string.Formatter().parse(text))
         except ValueError as exc:
             v.err(f"messages.{name}", f"bad template: {exc}")
+            continue
+        names = {f for _, f, _, _ in parsed if f is not None}
+        if any(spec or conv for _, f, spec, conv in parsed if f is not None):
+            v.err(f"messages.{name}", "a field takes no format spec or conversion: write {time}")
             continue
         unknown = sorted(n for n in names if n not in TEMPLATE_FIELDS)
         if unknown:
@@ -348,18 +382,25 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     """Read, validate and build the configuration; raise ConfigError listing every problem."""
     env = os.environ if env is None else env
     source = str(path)
+    return parse_config(read_yaml(path, source), source, env)
+
+
+def read_yaml(path: Path, source: str) -> Any:
+    """The YAML document in ``path`` (see safeyaml: no aliases, duplicates, huge files)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO never hangs
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(source, ["cannot read config: not a regular file"])
+            data = fh.read(safeyaml.MAX_BYTES + 1)
     except OSError as exc:
         raise ConfigError(source, [f"cannot read config: {exc.strerror or exc}"]) from None
+    except ValueError as exc:  # a NUL in the path
+        raise ConfigError(source, [f"cannot read config: {exc}"]) from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(source, [f"not valid YAML{where}: {problem}"]) from None
-    return parse_config(data, source, env)
+        return safeyaml.load(data)
+    except safeyaml.Refused as exc:
+        raise ConfigError(source, [str(exc)]) from None
 
 
 def parse_config(data: Any, source: str, env: Mapping[str, str]) -> Config:
@@ -367,8 +408,25 @@ def parse_config(data: Any, source: str, env: Mapping[str, str]) -> Config:
     doc = v.section(SCHEMA, data if data is not None else {}, "")
     _check_templates(v, doc.get("messages"))
     if v.problems:
-        raise ConfigError(source, v.problems)
-    return _build(doc, source)
+        mask = Masker([*v.secrets, *_dsn_passwords(data)])
+        raise ConfigError(source, [mask(p) for p in v.problems])
+    return replace(_build(doc, source), extra_secrets=tuple(v.secrets))
+
+
+def _dsn_passwords(data: Any) -> list[str]:
+    """Passwords in the raw database section: masked in problems even when it is invalid."""
+    section = data.get("database") if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        return []
+    dsns = [section.get(k) for k in ("primary_dsn", "standby_dsn")]
+    return [p for d in dsns if isinstance(d, str) for p in [_safe_password(d)] if p]
+
+
+def _safe_password(dsn: str) -> str:
+    try:
+        return dsn_password(dsn)
+    except ValueError:
+        return ""
 
 
 def _build(doc: dict[str, Any], source: str) -> Config:

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import posixpath
+import re
 import shutil
 import stat
 import tempfile
@@ -63,7 +64,7 @@ class FileSyncReport:
 
     def summary(self) -> str:
         n = len(self.conflicts)
-        names = ", ".join(c for _, c in self.conflicts[:3]) + (", ..." if n > 3 else "")
+        names = ", ".join(_shown(c) for _, c in self.conflicts[:3]) + (", ..." if n > 3 else "")
         copies = f"{n} conflict cop{'y' if n == 1 else 'ies'}" + (f" ({names})" if n else "")
         if self.dry_run:
             text = f"files: would copy {len(self.copied)}, would write {copies}"
@@ -72,16 +73,27 @@ class FileSyncReport:
         text += f", {len(self.refused)} refused"
         if self.errors:
             s = "s" if len(self.errors) > 1 else ""
-            text += f"; {len(self.errors)} error{s}: {self.errors[0]}"
+            text += f"; {len(self.errors)} error{s}: {_shown(self.errors[0])}"
         return text
 
     def lines(self) -> list[str]:
         """One line per file, for the dry run and the log."""
         verb = "would copy" if self.dry_run else "copied"
-        out = [f"{verb} {p}" for p in self.copied]
-        out += [f"conflict: primary's {p} kept, standby's -> {c}" for p, c in self.conflicts]
-        out += [f"refused {p}: {why}" for p, why in self.refused]
-        return out + [f"error: {e}" for e in self.errors]
+        out = [f"{verb} {_shown(p)}" for p in self.copied]
+        out += [
+            f"conflict: primary's {_shown(p)} kept, standby's -> {_shown(c)}"
+            for p, c in self.conflicts
+        ]
+        out += [f"refused {_shown(p)}: {_shown(why)}" for p, why in self.refused]
+        return out + [f"error: {_shown(e)}" for e in self.errors]
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _shown(name: str) -> str:
+    """A file name on one line: a newline in it is shown as \\n, never as a new line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], name)
 
 
 @dataclass

@@ -137,7 +137,7 @@ class LocalGateway:
         self._prepare_state_dir()
         shown = self._show(argv)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         try:
             os.write(fd, f"# ocf {stamp}: fallback start: {shown}\n".encode())
             self._log_offset = os.lseek(fd, 0, os.SEEK_END)

@@ -1,7 +1,9 @@
 """`ocf history`: what happened, from ``state_dir/events.jsonl``, as a table or JSON.
 
 Times are UTC, like ``events.jsonl`` and ``ocf status``.  A line of the events log
-that is not valid JSON (a write cut short by a power loss) is skipped.
+that is not valid JSON (a write cut short by a power loss) is skipped.  The log and its
+rotated files are read from the end, in bounded memory, back to ``--since`` or to the
+last MAX_EVENTS events.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from openclaw_failover.state import EVENTS_FILE
+from openclaw_failover.state import StateStore, iter_events_backwards
 
 DEFAULT_SINCE = "7d"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -30,6 +32,7 @@ _NAMES = {
     "syncback": "sync-back",
 }
 MAX_DETAIL = 300
+MAX_EVENTS = 20_000  # events shown at most (the newest)
 
 
 def parse_since(text: str, *, now: float | None = None) -> float:
@@ -60,24 +63,18 @@ def parse_since(text: str, *, now: float | None = None) -> float:
 
 
 def load(state_dir: Path, since: float) -> list[dict[str, Any]]:
-    """The events at or after ``since``, oldest first; [] when there is no events log."""
-    path = Path(state_dir) / EVENTS_FILE
+    """The events at or after ``since`` (the newest MAX_EVENTS), oldest first."""
     out: list[dict[str, Any]] = []
-    try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(event, dict):
-                    continue
-                ts = event.get("ts")
-                if isinstance(ts, int | float) and not isinstance(ts, bool) and ts >= since:
-                    out.append(event)
-    except FileNotFoundError:
-        return []
-    return out
+    for event in iter_events_backwards(StateStore(Path(state_dir)).event_files()):
+        ts = event.get("ts")
+        if not isinstance(ts, int | float) or isinstance(ts, bool) or ts != ts:
+            continue
+        if ts < since:
+            break  # appended in time order: the rest is older
+        out.append(event)
+        if len(out) >= MAX_EVENTS:
+            break
+    return out[::-1]
 
 
 def render(events: Iterable[Mapping[str, Any]]) -> str:
@@ -100,7 +97,10 @@ def render(events: Iterable[Mapping[str, Any]]) -> str:
 def _time(ts: Any) -> str:
     if not isinstance(ts, int | float) or isinstance(ts, bool):
         return "?"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+    except (OverflowError, OSError, ValueError):  # NaN, 1e300: an odd line
+        return "?"
 
 
 def _name(e: Mapping[str, Any]) -> str:
@@ -151,7 +151,8 @@ def _action(e: Mapping[str, Any]) -> str:
         text += f" in {duration:.1f}s"
     parts = []
     if e.get("action") == "GiveBack":
-        steps = [s for s in e.get("steps") or () if isinstance(s, str)]
+        given = e.get("steps")
+        steps = [s for s in given if isinstance(s, str)] if isinstance(given, list) else []
         parts += [s for s in steps if _is_sync_step(s)]
     if e.get("detail"):
         parts.insert(0, str(e["detail"]))

@@ -14,6 +14,12 @@ openclaw_failover`` of this interpreter), ``--config``, the env file beside the 
 is ``check.interval`` when the config sets it (else 2 minutes for cron, 30 s for the
 timer), and the config's ``state_dir`` / ``metrics.textfile`` become the unit's
 writable paths.  ``--dry-run`` prints the files and the commands and writes nothing.
+
+As root (cron.d) nothing the config's owner controls can reach root: a control
+character in any value written into a line or a unit is refused (a newline would
+add a root cron line; see installguard), the config file and its folder must belong to root or to the
+target user and be writable by nobody else, and the state folder is created by a
+child process running as the target user (never a chown that could follow a link).
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from openclaw_failover import runner
+from openclaw_failover import installguard, runner
+from openclaw_failover.installguard import COMMAND_TIMEOUT, SYSTEM_PATH, InstallError
 from openclaw_failover.model import CommandResult
 
 NAME = "openclaw-failover"
@@ -41,19 +48,9 @@ END = f"# END {NAME}"
 DEFAULT_STATE_DIR = "~/.local/state/openclaw-failover"
 CRON_INTERVAL = 120.0
 TIMER_INTERVAL = 30.0
-SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
-COMMAND_TIMEOUT = 30.0
 
 Say = Callable[[str], None]
 Run = Callable[..., CommandResult]
-
-
-class InstallError(Exception):
-    """Cannot install; ``status`` is the exit code (1 failed, 2 usage)."""
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -106,6 +103,8 @@ def install(
                 "who owns the standby gateway, not as root",
                 2,
             )
+        if kind == "cron" and root:
+            installguard.check_config_owner(Path(config_path).expanduser().absolute(), user)
         target = resolve_target(
             kind,
             config_path=config_path,
@@ -115,6 +114,7 @@ def install(
             user=user,
             command=command,
         )
+        _check_control_chars(target)
         if dry_run:
             say("dry run: nothing is written or run")
         for warning in target.warnings:
@@ -273,6 +273,8 @@ KillMode=process
 # Hardening. `systemctl --user` (a unix socket), SSH, rsync, PostgreSQL and Telegram
 # keep working. A fallback gateway started from here inherits this sandbox (read-only
 # outside the ReadWritePaths, a private /tmp): hence its data directory below.
+# Files in the state directory are created 0600 (ocf's own are, whatever the umask).
+UMask=0077
 NoNewPrivileges=yes
 PrivateTmp=yes
 ProtectSystem=strict
@@ -313,8 +315,8 @@ def cron_line(target: Target, *, with_user: bool) -> str:
     check = shlex.join([*target.command, "--config", str(target.config), "check"])
     path = "" if with_user else f"PATH={shlex.quote(_path_var(target))}; export PATH; "
     script = f"{path}set -a; if [ -r {env} ]; then . {env}; fi; set +a; exec {check}"
-    command = (
-        f"flock -n {shlex.quote(str(lock))} /bin/sh -c {shlex.quote(script)} "
+    command = (  # umask 077: cron.log and cron.lock are created 0600, like ocf's own files
+        f"umask 077; flock -n {shlex.quote(str(lock))} /bin/sh -c {shlex.quote(script)} "
         f">> {shlex.quote(str(log))} 2>&1"
     )
     who = f" {target.user}" if with_user else ""
@@ -480,22 +482,25 @@ def _install_crontab(
 
 
 def _make_state_dir(target: Target, *, dry_run: bool, say: Say, chown: bool) -> None:
-    path = target.state_dir
-    if path.is_dir():
-        return
-    if dry_run:
-        say(f"would create {path} (mode 0700)")
-        return
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if chown:
-            entry = pwd.getpwnam(target.user)
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-    except (OSError, KeyError) as exc:
-        raise InstallError(
-            f"cannot create {path}: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
-    say(f"created {path}")
+    """Create the state folder with the target user's rights (see installguard)."""
+    installguard.make_state_dir(
+        target.state_dir, target.user, dry_run=dry_run, say=say, as_target=chown
+    )
+
+
+def _check_control_chars(target: Target) -> None:
+    """Refuse a control character (a newline adds a cron line) in any written value."""
+    installguard.check_control_chars(
+        [
+            ("user", target.user),
+            ("home", str(target.home)),
+            ("the ocf command", " ".join(target.command)),
+            ("the config path", str(target.config)),
+            ("the env file path", str(target.env_file)),
+            ("state_dir", str(target.state_dir)),
+            *(("metrics.textfile", str(p)) for p in target.writable),
+        ]
+    )
 
 
 def _write(path: Path, text: str, *, mode: int, dry_run: bool, say: Say) -> None:
@@ -554,11 +559,12 @@ def _who(
 
 def _raw_config(path: Path) -> tuple[dict[str, Any], list[str]]:
     """The YAML document as a dict (no validation: ``ocf check -n`` does that)."""
-    import yaml
+    from openclaw_failover import safeyaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        with path.open("rb") as fh:
+            data = safeyaml.load(fh.read(safeyaml.MAX_BYTES + 1))
+    except (OSError, ValueError) as exc:
         return {}, [f"cannot read {path} ({type(exc).__name__}); using the defaults"]
     if not isinstance(data, dict):
         return {}, [f"{path} is not a YAML mapping; using the defaults"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import signal
@@ -25,8 +26,14 @@ class DeadlineExceeded(BaseException):
 @contextlib.contextmanager
 def exclusive(state_dir: Path, wait: float = 0.0) -> Iterator[None]:
     """Hold an exclusive flock on ``state_dir/ocf.lock``; raise Busy if not had within ``wait``."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    from openclaw_failover import safefs
+
+    safefs.ensure_dir(state_dir)
+    try:
+        fd = safefs.open_fd(state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT)  # no symlink followed
+    except OSError as exc:
+        problem = "a symlink" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+        raise safefs.StateDirError(state_dir, f"cannot open {LOCK_FILE}: {problem}") from None
     try:
         end = time.monotonic() + wait
         while True:

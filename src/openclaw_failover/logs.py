@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from openclaw_failover.runner import Masker
 
 LOG_FILE = "ocf.log"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _StateFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log that never follows a symlink and creates its file 0600."""
+
+    def _open(self) -> Any:
+        from openclaw_failover import safefs
+
+        fd = safefs.open_fd(Path(self.baseFilename), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 class MaskFilter(logging.Filter):
@@ -49,8 +61,10 @@ def setup(
     problem = ""
     if state_dir is not None:
         try:
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            handler = logging.handlers.RotatingFileHandler(
+            from openclaw_failover import safefs
+
+            safefs.ensure_dir(state_dir)
+            handler = _StateFileHandler(
                 state_dir / LOG_FILE, maxBytes=1_000_000, backupCount=5, encoding="utf-8"
             )
             handler.setFormatter(logging.Formatter(FORMAT))

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from openclaw_failover import safefs
 from openclaw_failover.model import ProbeStatus
 from openclaw_failover.state import Role, State
 
@@ -276,27 +277,4 @@ def _count_rows(texts: list[str]) -> int:
 
 
 def _lines_backwards(path: Path, limit: int, markers: tuple[bytes, ...] = ()) -> Iterator[bytes]:
-    """The file's lines, last first, from at most its last ``limit`` bytes.
-
-    With ``markers``, a chunk holding none of them is skipped unsplit (only lines
-    holding one can be wanted; a line cut by a chunk edge is searched whole).
-    """
-    with path.open("rb") as fh:
-        end = fh.seek(0, os.SEEK_END)
-        start = max(0, end - limit)
-        pos, rest = end, b""
-        while pos > start:
-            size = min(TAIL_CHUNK, pos - start)
-            pos -= size
-            fh.seek(pos)
-            block = fh.read(size) + rest
-            cut = block.find(b"\n")
-            if cut < 0:  # one line longer than the chunk so far
-                rest = block
-                continue
-            rest, body = block[:cut], block[cut + 1 :]  # rest: maybe a line's tail
-            if markers and not any(m in body for m in markers):
-                continue
-            yield from (line for line in reversed(body.split(b"\n")) if line.strip())
-        if start == 0 and rest.strip():
-            yield rest
+    return safefs.lines_backwards(path, limit, markers, chunk=TAIL_CHUNK)

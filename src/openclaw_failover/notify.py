@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from openclaw_failover.config import DEFAULT_MESSAGES, Config, TelegramConfig
 from openclaw_failover.model import Notice
@@ -57,6 +56,7 @@ QUIET_LOGGERS = {
     "telegram": logging.CRITICAL,
 }
 
+_BLANKS = re.compile(r"[ \t]+")
 _EMPTY = "\x00"  # stands in for an empty field while tidying the rendered text
 _TIDY = (
     (re.compile(r"[ \t]*\([ \t]*\x00[ \t]*\)"), ""),  # "(E)" -> ""
@@ -81,11 +81,18 @@ def render(cfg: Config, kind: str, *, reason: str = "", detail: str = "", at: fl
     empty parentheses.  An unknown kind or a broken template falls back to the
     default text (or a generic one); rendering never raises.
     """
+    mask = masker(cfg)
+
+    def field(text: str) -> str:
+        """Masked, runs of blanks collapsed (the tidying below stays linear), bounded."""
+        text = _BLANKS.sub(" ", mask(text.replace(_EMPTY, ""))).strip()
+        return text[:MAX_TEXT] or _EMPTY
+
     values = {
         "primary": cfg.primary.name,
         "standby": cfg.standby.name,
-        "reason": reason.replace(_EMPTY, "").strip() or _EMPTY,
-        "detail": detail.replace(_EMPTY, "").strip() or _EMPTY,
+        "reason": field(reason),
+        "detail": field(detail),
         "time": format_time(at),
         "kind": kind,
     }
@@ -102,7 +109,7 @@ def render(cfg: Config, kind: str, *, reason: str = "", detail: str = "", at: fl
     for pattern, replacement in _TIDY:
         text = pattern.sub(replacement, text)
     text = text.strip() or f"{kind} ({values['time']})"
-    return _fit(masker(cfg)(text))
+    return _fit(mask(text))
 
 
 def new_notice(cfg: Config, kind: str, *, reason: str = "", detail: str = "", now: float) -> Notice:
@@ -112,9 +119,8 @@ def new_notice(cfg: Config, kind: str, *, reason: str = "", detail: str = "", no
 
 
 def masker(cfg: Config) -> Masker:
-    """A Masker for the config's secrets, also in their URL-encoded form."""
-    secrets = list(cfg.secrets)
-    return Masker([*secrets, *(quote(s, safe="") for s in secrets)])
+    """The Masker for the config's secrets (it masks their URL-encoded forms too)."""
+    return Masker(cfg.secrets)
 
 
 def _fit(text: str) -> str:
@@ -287,7 +293,7 @@ class _Sender:
         try:
             self.on_sent(notice)
         except Exception as exc:  # cannot record it: stop rather than risk resending
-            error = self.mask(_one_line(f"saving state after sending failed: {exc!r}"))
+            error = _one_line(self.mask(f"saving state after sending failed: {exc!r}"))
             self.report.errors.append(f"{notice.kind} notice {notice.id[:8]}: {error}")
             log.error("%s", self.report.errors[-1])
             return False
@@ -296,7 +302,7 @@ class _Sender:
     def _failed(self, notice: Notice, exc: BaseException) -> bool:
         error, go_on, wait = _classify(exc, self.tg.timeout)
         notice.attempts += 1
-        notice.last_error = self.mask(_one_line(error))
+        notice.last_error = _one_line(self.mask(error))
         if wait is not None:
             notice.next_try_at = self.now + self.slept + wait
         self.report.errors.append(f"{notice.kind} notice {notice.id[:8]}: {notice.last_error}")
@@ -310,7 +316,7 @@ class _Sender:
         if target is not None and target.id not in done:
             self._failed(target, exc)
             return
-        error = self.mask(_one_line(f"unexpected error: {type(exc).__name__}: {exc}"))
+        error = _one_line(self.mask(f"unexpected error: {type(exc).__name__}: {exc}"))
         self.report.errors.append(error)
         log.warning("Telegram delivery: %s", error)
 
@@ -326,7 +332,7 @@ def _retry_after(exc: Any) -> float:
 
 def _classify(exc: BaseException, timeout: float) -> tuple[str, bool, float | None]:
     """(error text, go on with the next notice?, seconds to wait before retrying)."""
-    text = _one_line(str(exc)) or type(exc).__name__
+    text = " ".join(str(exc).split()) or type(exc).__name__  # whole: masked, then shortened
     try:
         from telegram import error as tg
     except ImportError:  # python-telegram-bot itself is missing or broken

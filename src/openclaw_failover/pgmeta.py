@@ -179,7 +179,7 @@ def describe(conn: psycopg.Connection[Any], schema: str, name: str) -> Table:
     nnd = "i.indnullsnotdistinct" if conn.info.server_version >= 150000 else "false"
     uniques = _rows(
         conn,
-        "SELECT i.indexrelid::regclass::text, "
+        "SELECT i.indexrelid::regclass::text, "  # fixed SQL, values bound  # nosec B608
         "array(SELECT pg_get_indexdef(i.indexrelid, k, true) "
         "      FROM generate_series(1, i.indnkeyatts) k ORDER BY k), "
         f"pg_get_expr(i.indpred, i.indrelid, true), {nnd} "

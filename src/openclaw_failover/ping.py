@@ -17,6 +17,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from openclaw_failover import __version__
+from openclaw_failover.runner import shorten
 
 OK_PREFIX = "ping ok"
 FAILED_PREFIX = "ping failed"
@@ -47,7 +48,7 @@ def ping(url: str, *, ok: bool, timeout: float, mask: Callable[[str], str]) -> s
         target = ping_target(url, ok=ok)
         host = urlsplit(target).hostname or "?"
     except ValueError as exc:
-        return mask(f"{FAILED_PREFIX}: bad ping URL: {exc}")
+        return shorten(mask(f"{FAILED_PREFIX}: bad ping URL: {exc}"), 300)
     started = time.monotonic()
     try:
         import urllib.error
@@ -58,7 +59,8 @@ def ping(url: str, *, ok: bool, timeout: float, mask: Callable[[str], str]) -> s
         request = urllib.request.Request(
             target, headers={"User-Agent": f"ocf/{__version__}"}, method="GET"
         )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        # the scheme is checked to be http(s) just above
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec B310
             response.read(MAX_BODY)
             code = int(response.status)
         took = time.monotonic() - started
@@ -68,7 +70,7 @@ def ping(url: str, *, ok: bool, timeout: float, mask: Callable[[str], str]) -> s
     except Exception as exc:  # never fail the check for a ping
         took = time.monotonic() - started
         why = _why(exc).replace(target, host).replace(url, host)  # the token stays out
-        return mask(f"{FAILED_PREFIX}: {what} to {host}: {why} after {took:.2f}s")
+        return shorten(mask(f"{FAILED_PREFIX}: {what} to {host}: {why} after {took:.2f}s"), 300)
 
 
 def succeeded(line: str) -> bool:
@@ -95,4 +97,4 @@ def _why(exc: Exception) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())[:200]
+    return " ".join(text.split())  # whole: the caller masks, then shortens

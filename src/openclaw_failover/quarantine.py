@@ -165,13 +165,10 @@ class Writer:
         return root(self.state_dir) / self.batch.id
 
     def _write_manifest(self, batch_dir: Path) -> None:
+        from openclaw_failover import safefs
+
         assert self.batch is not None
-        tmp = batch_dir / f".{MANIFEST}.tmp"
-        with open(tmp, "w", encoding="utf-8") as out:
-            json.dump(asdict(self.batch), out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, batch_dir / MANIFEST)
+        safefs.write_atomic(batch_dir / MANIFEST, json.dumps(asdict(self.batch)).encode())
         _fsync_dir(batch_dir)
 
     def summary(self) -> str:

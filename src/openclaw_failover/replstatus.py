@@ -124,7 +124,7 @@ def _read_standby(facts: Facts, conn: psycopg.Connection[Any], name: str) -> Non
     major = facts.standby.major
     origin = "s.suborigin" if major >= 16 else "NULL"
     row = conn.execute(
-        f"SELECT s.oid, s.subenabled, coalesce(s.subslotname, ''), s.subpublications, {origin} "
+        f"SELECT s.oid, s.subenabled, coalesce(s.subslotname, ''), s.subpublications, {origin} "  # fixed SQL, values bound  # nosec B608
         "FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid "
         "WHERE s.subname = %s AND d.datname = current_database()",
         [name],
@@ -134,7 +134,7 @@ def _read_standby(facts: Facts, conn: psycopg.Connection[Any], name: str) -> Non
     sub = Subscription(int(row[0]), bool(row[1]), str(row[2]), list(row[3]), row[4])
     leader = " AND leader_pid IS NULL" if major >= 16 else ""
     worker = conn.execute(
-        "SELECT pid, extract(epoch FROM now() - coalesce(latest_end_time, "
+        "SELECT pid, extract(epoch FROM now() - coalesce(latest_end_time, "  # fixed SQL, values bound  # nosec B608
         "last_msg_receipt_time))::float8 FROM pg_stat_subscription "
         f"WHERE subid = %s AND relid IS NULL{leader} ORDER BY pid NULLS LAST LIMIT 1",
         [sub.oid],

@@ -4,10 +4,17 @@ Every leaf is a :class:`Key` with a kind, a default (or ``required``) and a
 one-line description.  :class:`Validator` walks a whole document and collects
 *every* problem as ``At 'a.b': message``, so a user fixes their file in one go;
 ``${VAR}`` in any string is replaced from the environment first.
+
+Hostile values are refused: control characters (only a ``multiline`` key may hold a
+newline or a tab), numbers that are not finite or out of ``minimum``..``maximum``,
+URLs without an http(s) scheme, a host and a valid port.  A problem never echoes a
+secret: values of ``secret`` keys and of ``${VAR}`` whose name holds TOKEN,
+PASSWORD, SECRET or KEY are collected in ``Validator.secrets`` and masked.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -28,6 +35,8 @@ class Key:
     default: Any = None
     required: bool = False
     minimum: float | None = None
+    maximum: float | None = None
+    multiline: bool = False  # may hold newlines and tabs (notice templates)
     choices: tuple[str, ...] = ()
     must_exist: bool = False
     secret: bool = False
@@ -44,6 +53,10 @@ class ListOf:
 Schema = dict[str, "Key | ListOf | Schema"]
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_VAR = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_STRING = 4096  # characters in one string value
 
 
 class Validator:
@@ -58,9 +71,10 @@ class Validator:
         self.optional_sections = optional_sections
         self.not_built = dict(not_built or {})
         self.problems: list[str] = []
+        self.secrets: list[str] = []  # values never to be shown (see secret_parts)
 
     def err(self, path: str, msg: str) -> None:
-        self.problems.append(f"At '{path}': {msg}")
+        self.problems.append(f"At '{_printable(path)}': {msg}")
 
     def section(self, schema: Schema, data: Any, path: str) -> dict[str, Any]:
         if data is None:
@@ -72,6 +86,7 @@ class Validator:
         for key in data:
             if key not in schema:
                 where = f"{path}.{key}" if path else str(key)
+                where = where if len(where) <= 80 else where[:77] + "..."
                 if not path and key in self.not_built:
                     self.err(where, self.not_built[key])
                 else:
@@ -105,15 +120,21 @@ class Validator:
         value = self.expand(value, path)
         if len(self.problems) > before:  # an unset ${VAR}: one error is enough
             return None
+        if key.secret and isinstance(value, str):
+            self.secrets += secret_parts(value, url=key.kind == "url")
         check = CHECKS[key.kind]
         try:
+            _check_text(key, value)
             result = check(key, value)
         except ValueError as exc:
             self.err(path, str(exc))
             return None
-        if key.minimum is not None and isinstance(result, int | float) and result < key.minimum:
-            self.err(path, f"must be at least {key.minimum:g}, got {result}")
-        if key.must_exist and isinstance(result, Path) and not result.is_file():
+        number = isinstance(result, int | float) and not isinstance(result, bool)
+        if number and key.minimum is not None and result < key.minimum:
+            self.err(path, f"must be at least {key.minimum:g}, got {result:g}")
+        elif number and key.maximum is not None and result > key.maximum:
+            self.err(path, f"must be at most {key.maximum:g}, got {_short_number(result)}")
+        if key.must_exist and isinstance(result, Path) and not _is_file(result):
             self.err(path, f"file not found: {result}")
         return result
 
@@ -128,9 +149,54 @@ class Validator:
             if name not in self.env:
                 self.err(path, f"environment variable {name} is not set")
                 return ""
+            if _SECRET_VAR.search(name):
+                self.secrets += secret_parts(self.env[name])
             return self.env[name]
 
         return _ENV_RE.sub(sub, value)
+
+
+def secret_parts(value: str, *, url: bool = False) -> list[str]:
+    """What to mask of a secret value: the value, and of a URL its path and its query."""
+    out = [value]
+    if url:
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            return out
+        out += [p for p in (parts.path, parts.query) if len(p.strip("/")) >= 4]
+    return out
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, say
+        return False
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (a key name may hold them)."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _short_number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _check_text(key: Key, value: Any) -> None:
+    """Refuse control characters and overlong strings (in lists too)."""
+    texts = value if isinstance(value, list) else [value]
+    pattern = _CONTROL_MULTILINE if key.multiline else _CONTROL
+    for text in texts:
+        if not isinstance(text, str):
+            continue
+        if len(text) > MAX_STRING:
+            raise ValueError(f"too long ({len(text)} characters, at most {MAX_STRING})")
+        found = pattern.search(text)
+        if found:
+            char = f"U+{ord(found.group()):04X}"
+            raise ValueError(f"contains a control character ({char}): not allowed here")
 
 
 def _typename(value: Any) -> str:
@@ -154,6 +220,10 @@ def _as_int(key: Key, value: Any) -> int:
 def _as_number(key: Key, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number of seconds, got {_typename(value)}")
+    if isinstance(value, int) and abs(value) > 10**15:
+        raise ValueError(f"must be at most {key.maximum or 10**15:g}")
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value}")
     return float(value)
 
 
@@ -164,9 +234,10 @@ def _as_bool(key: Key, value: Any) -> bool:
 
 
 def _as_choice(key: Key, value: Any) -> str:
-    if value not in key.choices:
-        raise ValueError(f"expected one of {', '.join(key.choices)}, got {value!r}")
-    return str(value)
+    if not isinstance(value, str) or value not in key.choices:
+        shown = f", got {value!r}" if isinstance(value, str) and len(value) <= 40 else ""
+        raise ValueError(f"expected one of {', '.join(key.choices)}{shown}")
+    return value
 
 
 def _as_path(key: Key, value: Any) -> Path:
@@ -174,10 +245,23 @@ def _as_path(key: Key, value: Any) -> Path:
 
 
 def _as_url(key: Key, value: Any) -> str:
+    """An http(s) URL with a host and a valid port; the value is never echoed (a secret)."""
     text = _as_str(key, value)
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an http:// or https:// URL, got {text!r}")
+    if re.search(r"\s", text):
+        raise ValueError("expected an http:// or https:// URL, got one with a space in it")
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError for 99999 or abc
+    except ValueError:
+        raise ValueError(
+            "expected an http:// or https:// URL with a valid port (1-65535)"
+        ) from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("expected an http:// or https:// URL (another scheme or none)")
+    if not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL with a host")
+    if port == 0:
+        raise ValueError("expected an http:// or https:// URL with a valid port (1-65535)")
     return text
 
 

@@ -165,13 +165,9 @@ def note_merge(primary: psycopg.Connection[Any], state_dir: Path) -> None:
         return
     row = primary.execute("SELECT mod(txid_current(), 4294967296)").fetchone()
     xids = sorted({*_merge_xids(state_dir), int(row[0]) if row else 0})
-    path = state_dir / DIR / MERGE_XIDS
-    tmp = path.with_name(f".{MERGE_XIDS}.tmp")
-    with open(tmp, "w") as out:
-        json.dump(xids, out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    from openclaw_failover import safefs
+
+    safefs.write_atomic(state_dir / DIR / MERGE_XIDS, json.dumps(xids).encode())
 
 
 def _merge_xids(state_dir: Path) -> list[int]:

@@ -12,7 +12,6 @@ recovery can read them without importing psycopg.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,9 @@ def read_baseline(state_dir: Path) -> int | None:
 
 
 def write_baseline(state_dir: Path, xid: int) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from openclaw_failover import safefs
+
+    safefs.ensure_dir(state_dir)
     _write_json(state_dir / BASELINE_FILE, {"xid": xid, "at": time.time()})
 
 
@@ -48,9 +49,7 @@ def write_journal(state_dir: Path, xid: int, slot: str, lsn: str) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as out:
-        json.dump(data, out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    """Atomic and fsynced, through a fresh 0600 temp file (no planted symlink is used)."""
+    from openclaw_failover import safefs
+
+    safefs.write_atomic(path, json.dumps(data).encode())

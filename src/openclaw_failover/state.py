@@ -2,7 +2,12 @@
 
 A missing, empty or corrupt state file is not a crash: ``StateStore.load``
 returns ``None`` with a warning, the tick reconciles from reality and carries
-on.  A corrupt file is kept beside the new one for inspection.
+on.  A corrupt file is kept beside the new one for inspection.  Corrupt means
+anything odd too: a wrong type, NaN, a time beyond year 5000, a huge file.
+
+``events.jsonl`` is rotated by size (``events.jsonl.1`` .. ``.3``, the oldest
+dropped) and read from its end in bounded memory.  Every file is opened without
+following symlinks (see safefs).
 """
 
 from __future__ import annotations
@@ -11,19 +16,26 @@ import contextlib
 import enum
 import json
 import logging
+import math
 import os
-import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from openclaw_failover import safefs
 from openclaw_failover.model import Notice
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 STATE_FILE = "state.json"
 EVENTS_FILE = "events.jsonl"
+EVENTS_MAX_BYTES = 4 * 1024 * 1024  # events.jsonl is rotated beyond this
+EVENTS_KEEP = 3  # rotated files kept: events.jsonl.1 (newest) .. .3
+MAX_EVENT_LINE = 64 * 1024  # a longer line in events.jsonl is skipped when read
+MAX_STATE_BYTES = 4 * 1024 * 1024
+MAX_TIME = 1e11  # seconds since 1970: year 5138; a larger time is a corrupt file
 FENCE_MARKER = (
     "fenced"  # exists while ocf keeps the primary's gateway stopped: survives a lost state
 )
@@ -89,11 +101,14 @@ class State:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite number of sane size (NaN, infinities and 1e308 are corrupt)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return abs(value) <= MAX_TIME and (isinstance(value, int) or math.isfinite(value))
 
 
 _TYPES: dict[str, Any] = {
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10**12,
     "number": _is_number,
     "number?": lambda v: v is None or _is_number(v),
     "bool": lambda v: isinstance(v, bool),
@@ -144,23 +159,26 @@ class StateStore:
         self.events_path = state_dir / EVENTS_FILE
 
     def ensure_dir(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        safefs.ensure_dir(self.dir)
 
     def load(self) -> tuple[State | None, str | None]:
         """(state, None), or (None, warning) when the file is missing, empty or corrupt."""
         try:
-            raw = self.path.read_text(encoding="utf-8")
+            data = safefs.read_bytes(self.path, MAX_STATE_BYTES + 1)
+            if len(data) > MAX_STATE_BYTES:
+                return None, f"state file {self.path} is corrupt (larger than {MAX_STATE_BYTES})"
+            raw = data.decode("utf-8")
         except FileNotFoundError:
             return None, f"state file {self.path} is missing"
         except OSError as exc:
-            return None, f"state file {self.path} is unreadable ({exc.strerror})"
+            return None, f"state file {self.path} is unreadable ({exc.strerror or exc})"
         except UnicodeDecodeError:
             return None, f"state file {self.path} is corrupt (not UTF-8 text)"
         if not raw.strip():
             return None, f"state file {self.path} is empty"
         try:
             return State.from_json(json.loads(raw)), None
-        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
             return None, f"state file {self.path} is corrupt ({str(exc)[:120]})"
 
     def set_aside(self) -> Path | None:
@@ -177,17 +195,7 @@ class StateStore:
         """Write atomically: temp file in the same directory, fsync, rename, fsync dir."""
         self.ensure_dir()
         data = json.dumps(state.to_json(), indent=1, sort_keys=True).encode()
-        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=self.dir)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        safefs.write_atomic(self.path, data)
         _fsync_dir(self.dir)
 
     def event(self, event_type: str, /, **data: Any) -> None:
@@ -199,24 +207,59 @@ class StateStore:
             "type": event_type,
             **data,
         }
+        line = json.dumps(record, sort_keys=True, default=str) + "\n"
         try:
             self.ensure_dir()
-            with self.events_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+            self._rotate()
+            safefs.append(self.events_path, line.encode("utf-8", "replace"))
         except OSError as exc:
-            log.warning("cannot append to %s: %s", self.events_path, exc.strerror)
+            log.warning("cannot append to %s: %s", self.events_path, exc.strerror or exc)
+
+    def _rotate(self) -> None:
+        """events.jsonl -> .1 -> .2 -> .3 once it is larger than EVENTS_MAX_BYTES."""
+        try:
+            if os.lstat(self.events_path).st_size < EVENTS_MAX_BYTES:
+                return
+        except FileNotFoundError:
+            return
+        for n in range(EVENTS_KEEP - 1, 0, -1):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self._rotated(n), self._rotated(n + 1))
+        os.replace(self.events_path, self._rotated(1))
+
+    def _rotated(self, n: int) -> Path:
+        return self.events_path.with_name(f"{EVENTS_FILE}.{n}")
+
+    def event_files(self) -> list[Path]:
+        """events.jsonl, then its rotated files, newest first."""
+        return [self.events_path, *(self._rotated(n) for n in range(1, EVENTS_KEEP + 1))]
 
     def last_events(self, count: int) -> list[dict[str, Any]]:
+        """The last ``count`` events, oldest first; odd lines skipped; bounded memory."""
+        out: list[dict[str, Any]] = []
+        for event in iter_events_backwards(self.event_files()):
+            out.append(event)
+            if len(out) >= count:
+                break
+        return out[::-1]
+
+
+def iter_events_backwards(paths: list[Path]) -> Iterator[dict[str, Any]]:
+    """Events from the end of each file in turn: lines that are not a JSON object
+    (not UTF-8, cut short, too long, a list) are skipped."""
+    for path in paths:
         try:
-            with self.events_path.open(encoding="utf-8") as fh:
-                lines = fh.readlines()[-count:]
+            for line in safefs.lines_backwards(path, EVENTS_MAX_BYTES * 2):
+                if len(line) > MAX_EVENT_LINE:
+                    continue
+                try:
+                    event = json.loads(line.decode("utf-8"))
+                except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+                    continue
+                if isinstance(event, dict):
+                    yield event
         except OSError:
-            return []
-        out = []
-        for line in lines:
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
-        return out
+            continue
 
 
 def _fsync_dir(path: Path) -> None:

@@ -9,10 +9,18 @@ from openclaw_failover.config import Config
 from openclaw_failover.state import State, StateStore
 
 
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
+def _iso(ts: Any) -> str | None:
+    if not isinstance(ts, int | float) or isinstance(ts, bool):
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    except (OverflowError, OSError, ValueError):  # NaN or 1e300 from an odd file
+        return None
+
+
+def _line(value: Any) -> str:
+    """A value from a file, on one line (a newline in it cannot fake a line)."""
+    return " ".join(str(value).split())
 
 
 def collect(
@@ -86,7 +94,12 @@ def _last_syncback(store: StateStore) -> dict[str, Any] | None:
         if event.get("type") == "syncback":
             return {"at": event.get("at"), "ok": event.get("ok"), "summary": event.get("summary")}
         if event.get("type") == "action" and event.get("action") == "GiveBack":
-            steps = [s for s in event.get("steps", []) if "synced back" in s or "sync-back" in s]
+            given = event.get("steps")
+            steps = [
+                s
+                for s in (given if isinstance(given, list) else [])
+                if isinstance(s, str) and ("synced back" in s or "sync-back" in s)
+            ]
             return {"at": event.get("at"), "ok": event.get("ok"), "summary": "; ".join(steps[-1:])}
     return None
 
@@ -144,7 +157,10 @@ def _probe_line(probe: dict[str, Any] | None) -> str:
     if not probe:
         return "none yet"
     at = _iso(probe.get("at"))
-    return f"{probe['status']} in {probe['latency']:.2f}s at {at} ({probe.get('detail', '')})"
+    latency = probe.get("latency")
+    took = f"{latency:.2f}s" if isinstance(latency, int | float) else "?"
+    detail = _line(probe.get("detail", ""))
+    return f"{_line(probe.get('status', '?'))} in {took} at {at} ({detail})"
 
 
 def render(info: dict[str, Any]) -> str:
@@ -153,7 +169,7 @@ def render(info: dict[str, Any]) -> str:
     lines = [
         f"role:           {role}",
         f"paused:         {'yes, since ' + str(info['paused_since']) if info['paused'] else 'no'}",
-        f"last check:     {_ago(info['last_tick_age_seconds'])}: {info['last_reason'] or '-'}",
+        f"last check:     {_ago(info['last_tick_age_seconds'])}: {_line(info['last_reason']) or '-'}",
         f"last probe:     {_probe_line(info['last_probe'])}",
         f"next check:     {_next_line(info)}",
         f"counters:       failed {c['failed_checks']}, healthy {c['healthy_checks']}, "
@@ -178,6 +194,7 @@ def render(info: dict[str, Any]) -> str:
     if info["last_events"]:
         lines.append("last events:")
         for e in info["last_events"]:
-            extra = e.get("reason") or e.get("kind") or e.get("action") or ""
-            lines.append(f"  {e.get('at', '?')}  {e.get('type', '?'):<14} {extra}")
+            extra = _line(e.get("reason") or e.get("kind") or e.get("action") or "")
+            kind = _line(e.get("type", "?"))
+            lines.append(f"  {_line(e.get('at', '?'))}  {kind:<14} {extra}")
     return "\n".join(lines)

@@ -110,7 +110,7 @@ def wait_caught_up(primary: Cluster, standby: Cluster, timeout: float = 30.0) ->
     target = primary.scalar("SELECT pg_logical_emit_message(false, 'ocf', 'caught-up?')::text")
     worker = "relid IS NULL" + (" AND leader_pid IS NULL" if _major(standby) >= 16 else "")
     query = (
-        "SELECT coalesce(bool_or(received_lsn >= %s::pg_lsn), false) FROM pg_stat_subscription"
+        "SELECT coalesce(bool_or(received_lsn >= %s::pg_lsn), false) FROM pg_stat_subscription"  # fixed SQL, values bound  # nosec B608
         f" WHERE subname = %s AND {worker}"
     )
     _poll(
