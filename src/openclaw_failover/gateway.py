@@ -33,6 +33,7 @@ POLL_INTERVAL = 0.5  # seconds between health checks while waiting
 CHECK_TIMEOUT = 2.0  # seconds for one health request while waiting
 KILL_GRACE = 5.0  # seconds to wait for a process group after SIGKILL
 LOG_ROTATE_BYTES = 5 * 1024 * 1024  # gateway.log is moved to gateway.log.1 beyond this
+EXIT_STATE_OWNED = 78  # `openclaw gateway run` when another gateway holds its state directory
 PID_FILE = "gateway.pid"
 LOG_FILE = "gateway.log"
 
@@ -188,6 +189,8 @@ class LocalGateway:
     def _exit_report(self, pid: int) -> str:
         code = getattr(self._children.get(pid), "returncode", None)
         how = f" with code {code}" if code is not None else ""
+        if code == EXIT_STATE_OWNED:
+            how += " (another OpenClaw gateway already owns this state: stop it, or point it here)"
         last = self._last_log_line()
         return f"fallback pid {pid} exited early{how}" + (
             f"; last log line: {last}" if last else "; log is empty"
