@@ -134,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         print(found.bin)
         return 0
     if args == ["find"]:
-        found = find()
-        print(found.bin if found else MISSING, file=sys.stdout if found else sys.stderr)
-        return 0 if found else 1
+        have = find()
+        print(have.bin if have else MISSING, file=sys.stdout if have else sys.stderr)
+        return 0 if have else 1
     print("usage: python -m openclaw_failover.sandbox.realgw install|find", file=sys.stderr)
     return 2
 
