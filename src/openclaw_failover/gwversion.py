@@ -1,0 +1,115 @@
+"""The OpenClaw gateway's version, for `ocf doctor`: ``GET /startupz`` on each host.
+
+The real gateway answers ``/startupz`` with ``{"ok":true,"status":"started","version":...}``.
+The primary's is read through an SSH ``direct-tcpip`` channel (as the probe reaches its
+health URL); the standby's over loopback.  A gateway that is not running (the standby's,
+while the primary serves) is asked through its CLI instead: ``openclaw --version``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+from openclaw_failover import httpcheck, remote
+from openclaw_failover.config import Config
+from openclaw_failover.runner import Masker
+
+MAX_BODY = 64 * 1024
+_CLI_VERSION = re.compile(r"OpenClaw (\d[\w.+-]*)")
+
+
+def startupz_url(health_url: str) -> str:
+    parts = urlsplit(health_url)
+    return urlunsplit((parts.scheme, parts.netloc, "/startupz", "", ""))
+
+
+def get_json_over(sock: httpcheck.SocketLike, url: str, timeout: float) -> object:
+    """``GET url`` (HTTP/1.0) over a connected socket-like; the JSON body. Raises OSError
+    or ValueError when there is no 200 answer with a JSON body."""
+    host, port, path = httpcheck.split_url(url)
+    sock.settimeout(timeout)
+    hostport = host if port in (80, 443) else f"{host}:{port}"
+    sock.sendall(
+        f"GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: openclaw-failover\r\n"
+        "Connection: close\r\n\r\n".encode("ascii")
+    )
+    data = b""
+    while len(data) <= MAX_BODY:
+        chunk = sock.recv(8192)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = head.split(b" ", 2)[1:2]
+    if status != [b"200"]:
+        raise ValueError(f"HTTP {status[0].decode('ascii', 'replace') if status else '?'}")
+    return json.loads(body.decode("utf-8", "replace"))
+
+
+def _version(doc: object) -> str:
+    version = doc.get("version") if isinstance(doc, dict) else None
+    if not isinstance(version, str) or not version:
+        raise ValueError("no version in the answer")
+    return version[:40]
+
+
+def local_version(url: str, timeout: float) -> str:
+    """The version the gateway at ``url`` reports; raises OSError/ValueError."""
+    host, port, _ = httpcheck.split_url(url)
+    if urlsplit(url).scheme != "http":
+        raise ValueError("only http:// health URLs are read")
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        return _version(get_json_over(sock, startupz_url(url), timeout))
+
+
+def primary_version(cfg: Config, timeout: float) -> str:
+    """The primary's gateway version through an SSH channel; raises RemoteError/OSError/
+    ValueError."""
+    url = cfg.primary.gateway.health_url
+    if urlsplit(url).scheme != "http":
+        raise ValueError("only http:// health URLs are read")
+    host, port, _ = httpcheck.split_url(url)
+    client = remote.connect(cfg)
+    try:
+        transport = client.get_transport()
+        if transport is None:
+            raise OSError("SSH session closed")
+        chan = transport.open_channel(
+            "direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout
+        )
+        try:
+            return _version(get_json_over(chan, startupz_url(url), timeout))
+        finally:
+            chan.close()
+    finally:
+        client.close()
+
+
+def cli_version(
+    command: Sequence[str] | None, env: Mapping[str, str], timeout: float, mask: Masker
+) -> str:
+    """``<openclaw> --version`` for a start command whose program is the openclaw CLI."""
+    if not command or not os.path.basename(command[0]).startswith("openclaw"):
+        raise ValueError("the start command does not run the openclaw CLI")
+    try:
+        res = subprocess.run(
+            [command[0], "--version"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ValueError(mask(f"{command[0]} --version: {exc}")) from None
+    found = _CLI_VERSION.search(res.stdout)
+    if res.returncode != 0 or not found:
+        raise ValueError(mask(f"{command[0]} --version: exit {res.returncode}"))
+    return found.group(1)
