@@ -1,11 +1,12 @@
 # `make demo`: the whole failover on this machine (`ocf demo`), in a virtualenv of its own.
 # `make test`: lint, types and the whole test suite, in the same virtualenv.
 # `make try`: a dry-run `ocf check` against a throwaway local example.
+# `make test-real`: only the real OpenClaw gateway tier (installs Node 24 + openclaw first).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo try test lint bench clean
+.PHONY: demo try test test-real lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,10 @@ lint: $(BIN)/.installed
 
 test: lint
 	$(BIN)/pytest -q
+
+test-real: $(BIN)/.installed
+	$(BIN)/python -m openclaw_failover.sandbox.realgw install
+	$(BIN)/pytest -q -m real tests/real
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/tick.py

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from openclaw_failover import doctor_version
+from openclaw_failover import doctor_version, gwversion
 from openclaw_failover.config import Config
 from openclaw_failover.doctor import Check, DoctorContext, Sink
 from openclaw_failover.runner import Masker
@@ -76,7 +76,7 @@ def run(cfg: Config, env: dict[str, str] | None = None) -> list[Check]:
         state=None,
         state_warning=None,
     )
-    sink = Sink("version", ctx.mask)
+    sink = Sink("openclaw", ctx.mask)
     doctor_version.check_versions(ctx, sink)
     return sink.close()
 
@@ -142,3 +142,37 @@ def test_older_gateway_without_startupz_is_unknown_not_a_failure(
         ("skip", "primary gateway version unknown: HTTP 404"),
         ("ok", "standby gateway: OpenClaw 2026.9.6 (/startupz)"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        ("openclaw gateway stop", "exits 1 unattended without --force"),
+        ("/opt/oc/bin/openclaw --profile work gateway status --json", "--require-rpc"),
+        ("openclaw health --json", "waits 60 s"),
+        ("openclaw gateway stop --force", None),
+        ("openclaw gateway status --require-rpc", None),
+        ("openclaw health --timeout 3000", None),
+        ("systemctl --user stop openclaw-gateway.service", None),
+    ],
+)
+def test_openclaw_commands_that_fail_unattended(command: str, problem: str | None) -> None:
+    found = gwversion.command_problem(command.split())
+    assert (found is None) if problem is None else (found is not None and problem in found)
+
+
+def test_doctor_fails_an_unforced_stop_command(
+    sshd: SSHServer, make_config: Callable[..., Config], servers: Callable[..., Startupz]
+) -> None:
+    primary, standby = servers("2026.9.6"), servers("2026.9.6")
+    cfg = make_config(
+        sshd,
+        primary.url,
+        primary={"gateway": {"stop_command": "openclaw gateway stop"}},
+        standby={"gateway": {"health_url": standby.url}},
+    )
+    bad = [c for c in run(cfg) if c.status == "FAIL"]
+    assert [c.detail for c in bad] == [
+        "primary.gateway.stop_command: `openclaw gateway stop` exits 1 unattended without --force"
+    ]
+    assert "--force" in bad[0].fix

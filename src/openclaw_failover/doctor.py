@@ -239,7 +239,7 @@ def groups(ctx: DoctorContext) -> list[tuple[str, GroupFn, float]]:
         ("config", check_config, 5.0),
         ("ssh", doctor_ssh.check_ssh, ssh_budget),
         ("gateway", doctor_local.check_gateway, 3 * doctor_local.LOCAL_TIMEOUT + 2),
-        ("version", doctor_version.check_versions, doctor_version.budget(ctx)),
+        ("openclaw", doctor_version.check_versions, doctor_version.budget(ctx)),
         ("database", doctor_db.check_database, db_budget),
         ("rsync", doctor_ssh.check_rsync, ssh_budget + 5),
         ("telegram", doctor_telegram.check_telegram, tg_budget),

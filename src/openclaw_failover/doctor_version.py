@@ -1,7 +1,9 @@
-"""`ocf doctor`: the gateway version on both hosts (``/startupz``), warned when they differ.
+"""`ocf doctor`: the openclaw group.
 
-A standby that takes over with another OpenClaw version than the primary may read the
-primary's state or workspace differently; the doctor shows both versions side by side.
+The gateway version on both hosts (``/startupz``), warned when they differ: a standby
+that takes over with another OpenClaw version than the primary may read the primary's
+state or workspace differently.  Then the ``openclaw ...`` start/stop commands that do
+not work unattended (see :func:`gwversion.command_problem`).
 """
 
 from __future__ import annotations
@@ -54,12 +56,32 @@ def check_versions(ctx: DoctorContext, out: Sink) -> None:
             out.ok(f"{name} gateway: OpenClaw {version} ({where})")
         else:
             out.skip(f"{name} gateway version unknown: {why}", "")
+    _commands(ctx, out)
     if primary is not None and standby is not None and primary != standby:
         newer = max(primary, standby, key=_sort_key)
         out.warn(
             f"gateway versions differ: primary {primary}, standby {standby}",
             _UPDATE_FIX.format(newer=newer),
         )
+
+
+def _commands(ctx: DoctorContext, out: Sink) -> None:
+    p, s = ctx.cfg.primary.gateway, ctx.cfg.standby.gateway
+    for key, command in (
+        ("primary.gateway.stop_command", p.stop_command),
+        ("primary.gateway.start_command", p.start_command),
+        ("standby.gateway.start_command", s.start_command),
+        ("standby.gateway.stop_command", s.stop_command),
+        ("standby.gateway.fallback_start_command", s.fallback_start_command),
+    ):
+        problem = gwversion.command_problem(command)
+        if problem:
+            out.fail(
+                f"{key}: {problem}",
+                "use `openclaw gateway stop --force`, or the service manager's form "
+                "(systemctl --user stop openclaw-gateway.service; macOS: launchctl bootout "
+                "gui/<uid>/ai.openclaw.gateway); see README 'Gateway commands'",
+            )
 
 
 def _sort_key(version: str) -> tuple[int, ...]:

@@ -21,6 +21,7 @@ from openclaw_failover.config import Config
 from openclaw_failover.runner import Masker
 
 MAX_BODY = 64 * 1024
+_VALUE_OPTIONS = ("--profile", "--container", "--log-level")
 _CLI_VERSION = re.compile(r"OpenClaw (\d[\w.+-]*)")
 
 
@@ -113,3 +114,28 @@ def cli_version(
     if res.returncode != 0 or not found:
         raise ValueError(mask(f"{command[0]} --version: exit {res.returncode}"))
     return found.group(1)
+
+
+def command_problem(argv: Sequence[str] | None) -> str | None:
+    """What is wrong with an ``openclaw ...`` start/stop command when run unattended, or None.
+
+    Measured on openclaw 2026.9.6: ``gateway stop`` exits 1 without ``--force`` when not
+    run from a terminal; ``gateway status`` exits 0 even when the gateway is down unless
+    given ``--require-rpc``; ``health`` waits 60 s for a gateway that is down unless given
+    ``--timeout``."""
+    if not argv or not os.path.basename(argv[0]).startswith("openclaw"):
+        return None
+    args = list(argv[1:])
+    for opt in _VALUE_OPTIONS:  # `--profile NAME`: NAME is not a subcommand
+        while opt in args[:-1]:
+            i = args.index(opt)
+            del args[i : i + 2]
+    words = [w for w in args if not w.startswith("-")]
+    flags = {w.split("=", 1)[0] for w in argv[1:] if w.startswith("-")}
+    if words[:2] == ["gateway", "stop"] and "--force" not in flags:
+        return "`openclaw gateway stop` exits 1 unattended without --force"
+    if words[:2] == ["gateway", "status"] and "--require-rpc" not in flags:
+        return "`openclaw gateway status` exits 0 with the gateway down unless --require-rpc"
+    if words[:1] == ["health"] and "--timeout" not in flags:
+        return "`openclaw health` waits 60 s for a gateway that is down unless --timeout"
+    return None

@@ -165,7 +165,7 @@ def test_takeover_to_the_real_gateway_and_give_back_stops_it_despite_the_rename(
     p.start()  # the primary's gateway is back (two instances now)
     p.wait_healthy()
     r = world.ocf("doctor", "--json")
-    versions = [c["detail"] for c in json.loads(r.stdout)["checks"] if c["name"] == "version"]
+    versions = [c["detail"] for c in json.loads(r.stdout)["checks"] if c["name"] == "openclaw"]
     assert versions == [
         f"primary gateway: OpenClaw {p.install.version()} (/startupz)",
         f"standby gateway: OpenClaw {s.install.version()} (/startupz)",
