@@ -212,4 +212,4 @@ def test_example_config_documents_every_key_and_loads(keys: dict[str, str]) -> N
     env = {"OCF_TELEGRAM_TOKEN": "1:abc", "MEMU_PASSWORD": "pw-from-env"}
     cfg = parse_config(doc, "config.example.yaml", env)
     assert cfg.database and "pw-from-env" in cfg.secrets
-    assert cfg.primary.gateway.stop_command == ("openclaw", "gateway", "stop")
+    assert cfg.primary.gateway.stop_command == ("openclaw", "gateway", "stop", "--force")
