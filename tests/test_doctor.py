@@ -167,7 +167,7 @@ def test_groups_come_in_order_and_a_crash_stays_in_its_group(
         "config",
         "ssh",
         "gateway",
-        "version",
+        "openclaw",
         "database",
         "rsync",
         "telegram",
