@@ -24,15 +24,16 @@ pytestmark = pytest.mark.integration
 class Startupz:
     """Answers /startupz like the real gateway (or 404, like an older one)."""
 
-    def __init__(self, version: str | None) -> None:
+    def __init__(self, version: str | None, *, starting: bool = False) -> None:
         self.version = version
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/startupz" and outer.version is not None:
-                    doc = {"ok": True, "status": "started", "version": outer.version}
-                    body, code = json.dumps(doc).encode(), 200
+                    status = "starting" if starting else "started"
+                    doc = {"ok": not starting, "status": status, "version": outer.version}
+                    body, code = json.dumps(doc).encode(), 503 if starting else 200
                 else:
                     body, code = b'{"error":"not found"}', 404
                 self.send_response(code)
@@ -56,8 +57,8 @@ class Startupz:
 def servers() -> Iterator[Callable[[str | None], Startupz]]:
     made: list[Startupz] = []
 
-    def make(version: str | None) -> Startupz:
-        made.append(Startupz(version))
+    def make(version: str | None, starting: bool = False) -> Startupz:
+        made.append(Startupz(version, starting=starting))
         return made[-1]
 
     yield make
@@ -92,6 +93,18 @@ def test_same_version_on_both_hosts(
     cfg = make_config(sshd, primary.url, standby={"gateway": {"health_url": standby.url}})
     assert lines(run(cfg)) == [
         ("ok", "primary gateway: OpenClaw 2026.9.6 (/startupz)"),
+        ("ok", "standby gateway: OpenClaw 2026.9.6 (/startupz)"),
+    ]
+
+
+def test_a_starting_gateway_already_tells_its_version(
+    sshd: SSHServer, make_config: Callable[..., Config], servers: Callable[..., Startupz]
+) -> None:
+    """/startupz answers 503 until startup finished, with the version in the body."""
+    primary, standby = servers("2026.9.6", starting=True), servers("2026.9.6")
+    cfg = make_config(sshd, primary.url, standby={"gateway": {"health_url": standby.url}})
+    assert lines(run(cfg)) == [
+        ("ok", "primary gateway: OpenClaw 2026.9.6, still starting (/startupz)"),
         ("ok", "standby gateway: OpenClaw 2026.9.6 (/startupz)"),
     ]
 

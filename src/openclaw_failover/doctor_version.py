@@ -57,6 +57,7 @@ def check_versions(ctx: DoctorContext, out: Sink) -> None:
         else:
             out.skip(f"{name} gateway version unknown: {why}", "")
     _commands(ctx, out)
+    primary, standby = _bare(primary), _bare(standby)
     if primary is not None and standby is not None and primary != standby:
         newer = max(primary, standby, key=_sort_key)
         out.warn(
@@ -82,6 +83,10 @@ def _commands(ctx: DoctorContext, out: Sink) -> None:
                 "(systemctl --user stop openclaw-gateway.service; macOS: launchctl bootout "
                 "gui/<uid>/ai.openclaw.gateway); see README 'Gateway commands'",
             )
+
+
+def _bare(version: str | None) -> str | None:
+    return version.split(",", 1)[0] if version else None
 
 
 def _sort_key(version: str) -> tuple[int, ...]:

@@ -30,9 +30,9 @@ def startupz_url(health_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/startupz", "", ""))
 
 
-def get_json_over(sock: httpcheck.SocketLike, url: str, timeout: float) -> object:
-    """``GET url`` (HTTP/1.0) over a connected socket-like; the JSON body. Raises OSError
-    or ValueError when there is no 200 answer with a JSON body."""
+def get_json_over(sock: httpcheck.SocketLike, url: str, timeout: float) -> tuple[int, object]:
+    """``GET url`` (HTTP/1.0) over a connected socket-like: (status, JSON body). Raises
+    OSError, or ValueError when the answer is not HTTP with a JSON body."""
     host, port, path = httpcheck.split_url(url)
     sock.settimeout(timeout)
     hostport = host if port in (80, 443) else f"{host}:{port}"
@@ -48,16 +48,21 @@ def get_json_over(sock: httpcheck.SocketLike, url: str, timeout: float) -> objec
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     status = head.split(b" ", 2)[1:2]
-    if status != [b"200"]:
-        raise ValueError(f"HTTP {status[0].decode('ascii', 'replace') if status else '?'}")
-    return json.loads(body.decode("utf-8", "replace"))
+    if not status or not status[0].isdigit():
+        raise ValueError("not an HTTP answer")
+    try:
+        return int(status[0]), json.loads(body.decode("utf-8", "replace"))
+    except ValueError:
+        raise ValueError(f"HTTP {int(status[0])}") from None
 
 
-def _version(doc: object) -> str:
+def _version(answer: tuple[int, object]) -> str:
+    """The version in a /startupz answer; it is there while starting (503) too."""
+    status, doc = answer
     version = doc.get("version") if isinstance(doc, dict) else None
     if not isinstance(version, str) or not version:
-        raise ValueError("no version in the answer")
-    return version[:40]
+        raise ValueError(f"HTTP {status}" if status != 200 else "no version in the answer")
+    return version[:40] + (", still starting" if status == 503 else "")
 
 
 def local_version(url: str, timeout: float) -> str:
