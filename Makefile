@@ -2,11 +2,12 @@
 # `make test`: lint, types and the whole test suite, in the same virtualenv.
 # `make try`: a dry-run `ocf check` against a throwaway local example.
 # `make test-real`: only the real OpenClaw gateway tier (installs Node 24 + openclaw first).
+# `make test-real-demo`: `ocf demo --real-gateway`'s gateway-crash scenario (3-5 minutes).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo try test test-real lint bench clean
+.PHONY: demo try test test-real test-real-demo lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,10 @@ test: lint
 test-real: $(BIN)/.installed
 	$(BIN)/python -m openclaw_failover.sandbox.realgw install
 	$(BIN)/pytest -q -m real tests/real
+
+test-real-demo: $(BIN)/.installed
+	$(BIN)/python -m openclaw_failover.sandbox.realgw install
+	$(BIN)/pytest -q -s -m real tests/real/demo_real.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/tick.py
