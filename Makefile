@@ -1,11 +1,13 @@
 # `make demo`: the whole failover on this machine (`ocf demo`), in a virtualenv of its own.
 # `make test`: lint, types and the whole test suite, in the same virtualenv.
 # `make try`: a dry-run `ocf check` against a throwaway local example.
+# `make test-real`: only the real OpenClaw gateway tier (installs Node 24 + openclaw first).
+# `make test-real-demo`: `ocf demo --real-gateway`'s gateway-crash scenario (3-5 minutes).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo try test lint bench clean soak
+.PHONY: demo try test test-real test-real-demo lint bench clean soak
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +35,14 @@ SEEDS ?= 1-20
 CYCLES ?= 15
 soak: $(BIN)/.installed
 	$(BIN)/python -m tests.harness.soak --pairs pg18,mixed --seeds $(SEEDS) --cycles $(CYCLES)
+
+test-real: $(BIN)/.installed
+	$(BIN)/python -m openclaw_failover.sandbox.realgw install
+	$(BIN)/pytest -q -m real tests/real
+
+test-real-demo: $(BIN)/.installed
+	$(BIN)/python -m openclaw_failover.sandbox.realgw install
+	$(BIN)/pytest -q -s -m real tests/real/demo_real.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/tick.py

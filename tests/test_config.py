@@ -48,7 +48,9 @@ def test_minimal_config_has_the_seed_defaults(keys: dict[str, str]) -> None:
         "start",
         "openclaw-gateway.service",
     )
-    assert cfg.primary.gateway.health_url == "http://127.0.0.1:18789/"
+    assert cfg.primary.gateway.health_url == "http://127.0.0.1:18789/healthz"
+    assert cfg.standby.gateway.health_url == "http://127.0.0.1:18789/healthz"
+    assert cfg.standby.gateway.start_timeout == 60  # the real gateway's start, with margin
     assert cfg.telegram is None
     assert cfg.state_dir == Path("~/.local/state/openclaw-failover").expanduser()
 
@@ -210,4 +212,4 @@ def test_example_config_documents_every_key_and_loads(keys: dict[str, str]) -> N
     env = {"OCF_TELEGRAM_TOKEN": "1:abc", "MEMU_PASSWORD": "pw-from-env"}
     cfg = parse_config(doc, "config.example.yaml", env)
     assert cfg.database and "pw-from-env" in cfg.secrets
-    assert cfg.primary.gateway.stop_command == ("openclaw", "gateway", "stop")
+    assert cfg.primary.gateway.stop_command == ("openclaw", "gateway", "stop", "--force")

@@ -164,7 +164,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         pid = w.state_dir / "gateway.pid"
         if pid.exists():
             with contextlib.suppress(OSError, ValueError):
-                os.killpg(int(pid.read_text()), 9)
+                os.killpg(int(pid.read_text().split()[0]), 9)
         telegram.stop()
         srv.close()
 
@@ -286,7 +286,7 @@ def test_start_command_failing_falls_back_to_direct_start(world: World) -> None:
     assert r.stdout.startswith("took over: primary gateway_down"), r.stdout
     assert "local gateway up (fallback)" in json.dumps(world.events("action"))
     assert world.answers(world.standby_port)
-    pid = int((world.state_dir / "gateway.pid").read_text())
+    pid = int((world.state_dir / "gateway.pid").read_text().split()[0])
     assert os.getsid(pid) == pid  # fully detached: its own session
     steps = world.events("action")[0]["steps"]
     assert any("Failed to connect to bus" in s for s in steps), steps

@@ -81,7 +81,8 @@ def url(port: int) -> str:
 
 
 def read_pid(path: Path) -> int:
-    return int(path.read_text().strip())
+    """The pid on the pid file's first line (the second records its start time)."""
+    return int(path.read_text().split("\n")[0])
 
 
 @dataclasses.dataclass
@@ -500,6 +501,70 @@ def test_stale_pid_of_another_program_is_never_killed(world: Env) -> None:
     assert f"removed stale pid file: pid {other.pid} is another program, not killed" in out.steps
     assert alive(other.pid)
     assert not (world.state / "gateway.pid").exists()
+
+
+def proc_start(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+
+
+def test_pid_file_records_the_start_time(world: Env) -> None:
+    world.fail_service()
+    gw = world.gateway(world.config(fallback_start_command=world.fallback()))
+    assert gw.start().ok
+    pid = read_pid(world.state / "gateway.pid")
+    assert (world.state / "gateway.pid").read_text() == f"{pid}\nstart {proc_start(pid)}\n"
+
+
+def test_renamed_fallback_is_stopped_by_a_later_run(world: Env) -> None:
+    """The real gateway renames itself to openclaw-gateway: the next `ocf check` (a new
+    process, not the fallback's parent) still recognises and stops it, workers too."""
+    world.fail_service()
+    cfg = world.config(
+        fallback_start_command=world.fallback("--rename", "openclaw-gateway", "--worker")
+    )
+    assert world.gateway(cfg).start().ok
+    pid = read_pid(world.state / "gateway.pid")
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert cmdline.startswith(b"openclaw-gateway\0") and b"python" not in cmdline
+    workers = [
+        int(d)
+        for d in os.listdir("/proc")
+        if d.isdigit() and int(d) != pid and _pgid(int(d)) == pid
+    ]
+    assert workers, "the fake gateway started no worker"
+    world.pids += workers
+
+    out = world.gateway(cfg).stop()  # a new LocalGateway: the pid is not its child
+
+    assert out.ok, out.steps
+    assert out.method == "fallback"
+    assert f"fallback pid {pid} stopped (SIGTERM)" in out.steps
+    assert not alive(pid)
+    assert not any(alive(w) for w in workers)  # stop waited for the whole group
+    assert not (world.state / "gateway.pid").exists()
+
+
+def _pgid(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return -1
+
+
+def test_recycled_pid_with_another_start_time_is_never_killed(world: Env) -> None:
+    """Same pid, different start time: another process that got the pid; a session
+    leader whose command line even starts with openclaw is not enough."""
+    other = world.spawn(["sleep", "60"])
+    world.state.mkdir(mode=0o700)
+    start = int(proc_start(other.pid)) - 100
+    (world.state / "gateway.pid").write_text(f"{other.pid}\nstart {start}\n")
+    gw = world.gateway(world.config(fallback_start_command=("sleep", "60")))
+
+    out = gw.stop()
+
+    assert out.ok, out.steps
+    assert f"removed stale pid file: pid {other.pid} is another program, not killed" in out.steps
+    assert alive(other.pid)
 
 
 def test_stale_pid_is_replaced_on_start(world: Env) -> None:

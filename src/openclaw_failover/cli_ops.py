@@ -128,7 +128,12 @@ def drill(
     default="auto",
     help="How the sandbox's primary is reached (auto: OpenSSH sshd when installed).",
 )
-def demo(keep: bool, transport: str) -> None:
+@click.option(
+    "--real-gateway",
+    is_flag=True,
+    help="Run the real OpenClaw gateway (python -m openclaw_failover.sandbox.realgw install).",
+)
+def demo(keep: bool, transport: str, real_gateway: bool) -> None:
     """The whole failover on this machine: two PostgreSQL clusters, two gateways, SSH,
     a fake Telegram; the original's power-loss and gateway-crash scenarios, timed.
 
@@ -136,7 +141,7 @@ def demo(keep: bool, transport: str) -> None:
     """
     from openclaw_failover.sandbox.demo import run_demo
 
-    code = run_demo(keep=keep, transport=transport)
+    code = run_demo(keep=keep, transport=transport, real_gateway=real_gateway)
     if code:
         status = ExitStatus.CONFIG_ERROR if code == 2 else ExitStatus.ACTION_FAILED
         raise Failed("demo failed", status)

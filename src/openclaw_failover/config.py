@@ -82,7 +82,7 @@ class SSHConfig:
 
 @dataclass(frozen=True)
 class PrimaryGateway:
-    health_url: str = "http://127.0.0.1:18789/"
+    health_url: str = "http://127.0.0.1:18789/healthz"
     stop_command: Command | None = None
     start_command: Command | None = None
 
@@ -99,9 +99,9 @@ class PrimaryConfig:
 class StandbyGateway:
     start_command: Command
     stop_command: Command
-    health_url: str = "http://127.0.0.1:18789/"
+    health_url: str = "http://127.0.0.1:18789/healthz"
     fallback_start_command: Command | None = None
-    start_timeout: float = 30.0
+    start_timeout: float = 60.0
     stop_timeout: float = 30.0
     command_timeout: float = 30.0
 
@@ -227,7 +227,7 @@ SCHEMA: Schema = {
         "ssh": SSH_SCHEMA,
         "gateway": {
             "health_url": Key(
-                "url", "gateway URL as seen on the primary", "http://127.0.0.1:18789/"
+                "url", "gateway URL as seen on the primary", "http://127.0.0.1:18789/healthz"
             ),
             "stop_command": Key("command", "run over SSH to fence a half-alive primary", None),
             "start_command": Key("command", "run over SSH at give-back after fencing", None),
@@ -236,7 +236,7 @@ SCHEMA: Schema = {
     "standby": {
         "name": Key("str", "name used in messages", "standby"),
         "gateway": {
-            "health_url": Key("url", "local gateway URL", "http://127.0.0.1:18789/"),
+            "health_url": Key("url", "local gateway URL", "http://127.0.0.1:18789/healthz"),
             "start_command": Key(
                 "command",
                 "starts the local gateway",
@@ -248,8 +248,9 @@ SCHEMA: Schema = {
                 "stops the local gateway",
                 "systemctl --user stop openclaw-gateway.service",
             ),
+            # The real gateway answers /healthz after about 8-16 s (45 s on a loaded 2-core box).
             "start_timeout": Key(
-                "number", "seconds to wait for the local gateway", 30, minimum=0, maximum=3600
+                "number", "seconds to wait for the local gateway", 60, minimum=0, maximum=3600
             ),
             "stop_timeout": Key(
                 "number", "seconds to wait for it to stop", 30, minimum=0, maximum=3600

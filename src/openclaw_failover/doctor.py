@@ -223,7 +223,13 @@ def _guarded(fn: GroupFn, ctx: DoctorContext, sink: Sink) -> None:
 
 def groups(ctx: DoctorContext) -> list[tuple[str, GroupFn, float]]:
     """(name, function, seconds it may take), in report order."""
-    from openclaw_failover import doctor_db, doctor_local, doctor_ssh, doctor_telegram
+    from openclaw_failover import (
+        doctor_db,
+        doctor_local,
+        doctor_ssh,
+        doctor_telegram,
+        doctor_version,
+    )
 
     cfg = ctx.cfg
     ssh_budget = doctor_ssh.budget(cfg)
@@ -233,6 +239,7 @@ def groups(ctx: DoctorContext) -> list[tuple[str, GroupFn, float]]:
         ("config", check_config, 5.0),
         ("ssh", doctor_ssh.check_ssh, ssh_budget),
         ("gateway", doctor_local.check_gateway, 3 * doctor_local.LOCAL_TIMEOUT + 2),
+        ("openclaw", doctor_version.check_versions, doctor_version.budget(ctx)),
         ("database", doctor_db.check_database, db_budget),
         ("rsync", doctor_ssh.check_rsync, ssh_budget + 5),
         ("telegram", doctor_telegram.check_telegram, tg_budget),

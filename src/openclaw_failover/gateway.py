@@ -4,7 +4,9 @@
 :func:`runner.run` with the user-session variables cron lacks.  When it fails
 and a ``fallback_start_command`` is configured, the fallback is started fully
 detached (own session, output appended to ``state_dir/gateway.log``, pid in
-``state_dir/gateway.pid``) so it survives the short-lived cron process.  Only
+``state_dir/gateway.pid`` with its start time) so it survives the short-lived cron
+process; it is later recognised by that pid and start time (see :mod:`procid`), not by
+its name, which the real gateway changes to ``openclaw-gateway``.  Only
 the health URL decides success: a start is ok when the gateway answers, a stop
 is ok when it no longer does.
 """
@@ -16,13 +18,12 @@ import os
 import shlex
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from openclaw_failover import httpcheck, runner
+from openclaw_failover import httpcheck, procid, runner
 from openclaw_failover.config import Config
 from openclaw_failover.model import CommandResult
 
@@ -32,6 +33,7 @@ POLL_INTERVAL = 0.5  # seconds between health checks while waiting
 CHECK_TIMEOUT = 2.0  # seconds for one health request while waiting
 KILL_GRACE = 5.0  # seconds to wait for a process group after SIGKILL
 LOG_ROTATE_BYTES = 5 * 1024 * 1024  # gateway.log is moved to gateway.log.1 beyond this
+EXIT_STATE_OWNED = 78  # `openclaw gateway run` when another gateway holds its state directory
 PID_FILE = "gateway.pid"
 LOG_FILE = "gateway.log"
 
@@ -187,6 +189,8 @@ class LocalGateway:
     def _exit_report(self, pid: int) -> str:
         code = getattr(self._children.get(pid), "returncode", None)
         how = f" with code {code}" if code is not None else ""
+        if code == EXIT_STATE_OWNED:
+            how += " (another OpenClaw gateway already owns this state: stop it, or point it here)"
         last = self._last_log_line()
         return f"fallback pid {pid} exited early{how}" + (
             f"; last log line: {last}" if last else "; log is empty"
@@ -212,8 +216,9 @@ class LocalGateway:
         if self.dry_run:
             out.ok = True
             out.steps.append(f"would run: {self._show(self.gw.stop_command)}")
-            pid = self._read_pid()
-            if pid is not None and self._is_our_fallback(pid):
+            rec = procid.read(self.pid_path)
+            if rec is not None and self._is_our_fallback(rec):
+                pid = rec.pid
                 out.steps.append(f"would stop fallback pid {pid} (SIGTERM to its process group)")
             out.duration = self.clock() - t0
             return out
@@ -228,22 +233,26 @@ class LocalGateway:
         return out
 
     def _stop_fallback(self, steps: list[str]) -> bool:
-        """Terminate the recorded fallback process group; True when one was running."""
+        """Terminate the recorded fallback's process group; True when one was running."""
         pid = self._live_fallback_pid(steps)
         if pid is None:
             return False
-        _signal_group(pid, signal.SIGTERM)
-        if self._wait(lambda: not self._alive(pid), self.gw.stop_timeout):
+        procid.signal_group(pid, signal.SIGTERM)
+        if self._wait(lambda: self._gone(pid), self.gw.stop_timeout):
             steps.append(f"fallback pid {pid} stopped (SIGTERM)")
         else:
-            _signal_group(pid, signal.SIGKILL)
-            gone = self._wait(lambda: not self._alive(pid), KILL_GRACE)
+            procid.signal_group(pid, signal.SIGKILL)
+            gone = self._wait(lambda: self._gone(pid), KILL_GRACE)
             state = "killed" if gone else "still alive after SIGKILL"
             steps.append(
                 f"fallback pid {pid} ignored SIGTERM for {self.gw.stop_timeout:g}s: {state}"
             )
         self._remove_pid_file()
         return True
+
+    def _gone(self, pid: int) -> bool:
+        """The fallback and every process of its group (the gateway's workers) ended."""
+        return not self._alive(pid) and not procid.group_alive(pid)
 
     def _await_down(self, steps: list[str], t0: float) -> bool:
         timeout = self.gw.stop_timeout
@@ -260,53 +269,44 @@ class LocalGateway:
         """The recorded fallback pid if that process still runs; stale files are removed."""
         if not self.pid_path.exists():
             return None
-        pid = self._read_pid()
-        if pid is None:
+        rec = procid.read(self.pid_path)
+        if rec is None:
             steps.append(f"removed unreadable pid file {_tilde(self.pid_path)}")
-        elif not self._alive(pid):
-            steps.append(f"removed stale pid file: pid {pid} is not running")
-        elif not self._is_our_fallback(pid):
-            steps.append(f"removed stale pid file: pid {pid} is another program, not killed")
+        elif not self._alive(rec.pid):
+            steps.append(f"removed stale pid file: pid {rec.pid} is not running")
+        elif not self._is_our_fallback(rec):
+            steps.append(f"removed stale pid file: pid {rec.pid} is another program, not killed")
         else:
-            return pid
+            return rec.pid
         self._remove_pid_file()
         return None
 
-    def _read_pid(self) -> int | None:
-        try:
-            text = self.pid_path.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError):
-            return None
-        return int(text) if text.isdigit() and int(text) > 1 else None
-
     def _write_pid(self, pid: int) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.cfg.state_dir, prefix=".gateway.pid.")
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(f"{pid}\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.pid_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        procid.write(self.pid_path, pid)
 
     def _remove_pid_file(self) -> None:
         self.pid_path.unlink(missing_ok=True)
 
-    def _is_our_fallback(self, pid: int) -> bool:
-        """Alive and (where /proc exists) running the fallback command's program."""
-        if not self._alive(pid) or not self.gw.fallback_start_command:
+    def _is_our_fallback(self, rec: procid.PidRecord) -> bool:
+        """Alive and the very process the fallback started: same pid and start time
+        (a rename, like the real gateway's ``openclaw-gateway``, changes neither)."""
+        if not self._alive(rec.pid) or not self.gw.fallback_start_command:
             return False
-        proc_dir = Path("/proc")
-        if not proc_dir.is_dir():
+        if rec.pid in self._children:
             return True
+        same = procid.same_process(rec)
+        if same is not None:
+            return same
+        # A pid file without a start time (written by an older ocf), or no way to read it.
+        if not procid.has_proc():
+            return procid.leads_own_session(rec.pid)
         try:
-            cmdline = (proc_dir / str(pid) / "cmdline").read_bytes()
+            cmdline = Path(f"/proc/{rec.pid}/cmdline").read_bytes()
         except OSError:
             return False
         name = os.path.basename(self.gw.fallback_start_command[0])
-        return name.encode() in cmdline
+        renamed = procid.leads_own_session(rec.pid) and cmdline.startswith(b"openclaw")
+        return name.encode() in cmdline or renamed
 
     def _alive(self, pid: int) -> bool:
         """True while ``pid`` runs; reaps our own children, treats zombies as dead."""
@@ -378,20 +378,6 @@ def _pid_alive(pid: int) -> bool:
         return True  # no /proc: trust kill(0)
     state = stat.rpartition(")")[2].split()[:1]
     return state not in (["Z"], ["X"])
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    """Signal the group ``pid`` leads (the fallback has its own session), else only ``pid``:
-    a foreign group, or our own, is never hit."""
-    try:
-        if os.getpgid(pid) == pid and pid != os.getpgrp():
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        log.warning("not allowed to signal process group %d", pid)
 
 
 def _tilde(path: Path) -> str:

@@ -2,12 +2,16 @@
 """A stand-in OpenClaw gateway: answers HTTP GET on 127.0.0.1:PORT (stdlib only).
 
     python tests/harness/fake_gateway_proc.py --port N [--status 200] [--pidfile F]
-        [--die-after S] [--delay-start S] [--ignore-term]
+        [--die-after S] [--delay-start S] [--ignore-term] [--rename NAME] [--worker]
 
 --delay-start S  sleep S seconds before listening (a slow gateway start)
 --die-after S    exit with code 3 after S seconds of serving (a crash)
 --ignore-term    ignore SIGTERM (needs SIGKILL)
 --pidfile F      write the pid to F once listening; removed on a clean exit
+--rename NAME    re-exec itself (same pid) with NAME as its whole visible program name,
+                 as `openclaw gateway run` renames itself to `openclaw-gateway`
+--worker         also run a child process in the same process group (the real
+                 gateway's workers): it ignores SIGTERM and exits 1 s after its parent
 
 Exits 0 on SIGTERM (or SIGINT), 2 when the port cannot be bound.
 """
@@ -41,6 +45,26 @@ def _handler(status: int) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+# Run this file by path without naming the interpreter in the command line.
+_REEXEC = (
+    "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+_WORKER = (
+    "import os, signal, time\n"
+    "parent = os.getppid()\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "while os.getppid() == parent: time.sleep(0.05)\n"
+    "time.sleep(1.0)\n"
+)
+
+
+def _start_worker() -> None:
+    import subprocess
+
+    python = os.environ.get("FAKE_GATEWAY_PYTHON") or sys.executable
+    subprocess.Popen([python, "-c", _WORKER], stdin=subprocess.DEVNULL)
+
+
 def _say(text: str) -> None:
     print(f"fake-gateway[{os.getpid()}]: {text}", file=sys.stderr, flush=True)
 
@@ -54,7 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--die-after", type=float, default=0.0)
     ap.add_argument("--delay-start", type=float, default=0.0)
     ap.add_argument("--ignore-term", action="store_true")
+    ap.add_argument("--rename")
+    ap.add_argument("--worker", action="store_true")
     args = ap.parse_args(argv)
+    if args.rename and os.environ.get("FAKE_GATEWAY_RENAMED") != args.rename:
+        os.environ["FAKE_GATEWAY_RENAMED"] = args.rename
+        os.environ["FAKE_GATEWAY_PYTHON"] = sys.executable  # lost with the new argv[0]
+        # Same pid, new command line: nothing of the started program's name is left.
+        os.execv(sys.executable, [args.rename, "-c", _REEXEC, *sys.argv])
+    if args.worker:
+        _start_worker()
 
     stop: list[int] = []  # the exit code, once a signal asked to stop
 

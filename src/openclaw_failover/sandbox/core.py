@@ -24,6 +24,7 @@ import atexit
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -35,7 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from openclaw_failover.sandbox import memu, ocfconfig, postgres, procs, ssh
+from openclaw_failover.sandbox import memu, ocfconfig, postgres, procs, realgw, ssh
 from openclaw_failover.sandbox.procs import Unit, UnitSpec
 from openclaw_failover.sandbox.telegram import read_messages
 
@@ -63,6 +64,7 @@ class Node:
     gateway: Unit
     gateway_port: int
     workspace: Path
+    real: bool = False  # the real gateway: /healthz, and patience while it is busy starting
 
     @property
     def url(self) -> str:
@@ -70,9 +72,12 @@ class Node:
 
     def answers(self, timeout: float = 1.0) -> bool:
         """Its gateway answers the health check."""
+        url, timeout = (
+            (self.url + "healthz", max(timeout, 5.0)) if self.real else (self.url, timeout)
+        )
         try:
             # the sandbox's own http://127.0.0.1 URL
-            with urllib.request.urlopen(self.url, timeout=timeout) as resp:  # nosec B310
+            with urllib.request.urlopen(url, timeout=timeout) as resp:  # nosec B310
                 return int(resp.status) < 500
         except OSError:
             return False
@@ -82,7 +87,12 @@ class Sandbox:
     """See the module doc.  ``transport``: ``"auto"``, ``"openssh"`` or ``"paramiko"``."""
 
     def __init__(
-        self, *, transport: str = "auto", directory: Path | None = None, say: Say | None = None
+        self,
+        *,
+        transport: str = "auto",
+        directory: Path | None = None,
+        say: Say | None = None,
+        real_gateway: realgw.Install | None = None,
     ) -> None:
         if transport not in ("auto", ssh.OPENSSH, ssh.STANDIN):
             raise ValueError(f"transport must be auto, openssh or paramiko, not {transport!r}")
@@ -99,6 +109,8 @@ class Sandbox:
         self._black_hole: ssh.BlackHole | None = None
         self._started = False
         self._closed = False
+        self.real = real_gateway  # None: the stand-in gateways
+        self.start_wait = ocfconfig.REAL_START_TIMEOUT if real_gateway else 15.0
 
     @property
     def started(self) -> bool:
@@ -144,7 +156,7 @@ class Sandbox:
         self.ssh = self._ssh()
         self.telegram = self._telegram()
         self.primary.gateway.start()
-        self.wait(self.primary.answers, 15, "the primary's gateway to answer")
+        self.wait(self.primary.answers, self.start_wait, "the primary's gateway to answer")
         self.say(
             f"primary's gateway on 127.0.0.1:{self.primary.gateway_port} (standby's: "
             f"127.0.0.1:{self.standby.gateway_port}, started by ocf when it takes over)"
@@ -155,7 +167,8 @@ class Sandbox:
         shutil.copytree(self.primary.workspace, self.standby.workspace, dirs_exist_ok=True)
         rows = memu.counts(self.standby.cluster)["memory_items"]
         self.say(
-            f"{len(SAMPLE_MEMORIES)} sample memories written through the primary's gateway;"
+            f"{len(SAMPLE_MEMORIES)} sample memories written"
+            f" {'by the sandbox on the primary' if self.real else 'through the primary gateway'};"
             f" replicated: the standby has {rows} (its workspace is a copy of the primary's)"
         )
         self.config_path = ocfconfig.write(self._endpoints(), self.root / "ocf" / "config.yaml")
@@ -206,8 +219,13 @@ class Sandbox:
             name,
         )
         spec = UnitSpec((sys.executable, *argv), extra={"port": port})
+        if self.real is not None:  # the real gateway, in a HOME of its own
+            home = self.root / name / "home"
+            realgw.write_home(home, port, secrets.token_hex(16))
+            env = {**os.environ, "HOME": str(home)}
+            spec = UnitSpec((str(self.real.bin), "gateway", "run"), env=env, extra={"port": port})
         unit = Unit.create(self.root / name / "gateway", spec, root=self.root)
-        return Node(name, cluster, unit, port, workspace)
+        return Node(name, cluster, unit, port, workspace, real=self.real is not None)
 
     def _ssh(self) -> ssh.PrimarySSH:
         available = ssh.openssh_available()
@@ -252,6 +270,7 @@ class Sandbox:
             standby_gateway=self.standby.gateway.dir,
             primary_port=self.primary.gateway_port,
             standby_port=self.standby.gateway_port,
+            real=self.real is not None,
             primary_dsn=self.primary.cluster.dsn(),
             standby_dsn=self.standby.cluster.dsn(),
             telegram_port=int(self.telegram.spec().extra["port"]),
@@ -271,8 +290,13 @@ class Sandbox:
         return {"primary": self.primary, "standby": self.standby}[which]
 
     def post_memory(self, which: str | Node, text: str, category: str) -> dict[str, Any]:
-        """``POST /memory`` to a node's gateway, as OpenClaw would write one; its answer."""
+        """``POST /memory`` to a node's gateway, as OpenClaw would write one; its answer.
+
+        The real gateway writes memories only in an agent turn, which needs a model: with
+        it, the sandbox writes the memory itself, as the stand-in gateway would have."""
         node = self.node(which)
+        if self.real is not None:
+            return _write_memory(node, text, category)
         data = json.dumps({"text": text, "category": category}).encode()
         request = urllib.request.Request(
             node.url + "memory", data, {"Content-Type": "application/json"}, method="POST"
@@ -299,7 +323,7 @@ class Sandbox:
             self._black_hole.close()
             self._black_hole = None
         self.primary.gateway.start()
-        self.wait(self.primary.answers, 15, "the primary's gateway to answer")
+        self.wait(self.primary.answers, self.start_wait, "the primary's gateway to answer")
         self.ssh.start()
 
     def crash_gateway(self) -> None:
@@ -357,6 +381,24 @@ class Sandbox:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _write_memory(node: Node, text: str, category: str) -> dict[str, Any]:
+    """What the stand-in gateway does on ``POST /memory``: the database, then the file."""
+    import psycopg
+
+    from openclaw_failover.sandbox.gateway import memory_file
+
+    try:
+        with psycopg.connect(node.cluster.dsn(), connect_timeout=5) as conn:
+            ids: dict[str, Any] = dict(memu.write_memory(conn, text, category, memu.DEFAULT_SCOPE))
+    except psycopg.Error as exc:
+        raise SandboxError(f"could not write the memory on {node.name}: {exc}") from None
+    path = memory_file(node.workspace)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(f"- {time.strftime('%H:%M:%S', time.gmtime())} [{category}] {text}\n")
+    return {"ok": True, "name": node.name, **ids, "file": str(path.relative_to(node.workspace))}
 
 
 def stop_sandbox(root: Path, say: Say | None = None) -> int:

@@ -23,6 +23,7 @@ from openclaw_failover.sandbox.telegram import DEFAULT_TOKEN
 
 CHAT_ID = 4242
 #: check: timings of the compressed clock.
+REAL_START_TIMEOUT = 150  # seconds: the real gateway's start on a loaded machine, with margin
 CHECK = {"retries": 1, "retry_delay": 1, "probe_timeout": 2, "deadline": 20, "fall": 1, "rise": 1}
 
 
@@ -43,6 +44,7 @@ class Endpoints:
     standby_dsn: str
     telegram_port: int
     files: tuple[Path, Path] | None  # (standby folder, primary folder), None: no file sync
+    real: bool = False  # the real OpenClaw gateway: /healthz, and time for its start
 
 
 def unit_command(verb: str, unit: Path, *, remote: bool = False) -> list[str]:
@@ -101,6 +103,15 @@ def build(e: Endpoints) -> dict[str, Any]:
             "connect_timeout": 5,
         },
     }
+    if e.real:  # answers /healthz after 8-45 s; stopped (SIGTERM) in about 2 s
+        doc["primary"]["gateway"]["health_url"] += "healthz"
+        doc["standby"]["gateway"].update(
+            health_url=doc["standby"]["gateway"]["health_url"] + "healthz",
+            start_timeout=REAL_START_TIMEOUT,
+            stop_timeout=30,
+            command_timeout=30,
+        )
+        doc["check"].update(deadline=REAL_START_TIMEOUT + 60, probe_timeout=5)
     if e.files is not None:
         local, remote = e.files
         doc["files"] = [{"path": f"{local}/", "remote_path": f"{remote}/"}]

@@ -102,8 +102,13 @@ class Demo:
     def write_on_standby(self, name: str) -> list[dict[str, Any]]:
         written = [self.sb.post_memory("standby", text, cat) for text, cat in MEMORIES[name]]
         files = sorted({str(w.get("file")) for w in written})
+        how = (
+            "by the demo on the standby (the real gateway needs a model for that)"
+            if self.sb.real
+            else "through the standby's gateway (POST /memory)"
+        )
         self.tl.say(
-            f"{len(written)} memories written through the standby's gateway (POST /memory):"
+            f"{len(written)} memories written {how}:"
             f" rows in its database, lines in its workspace {', '.join(files)}"
         )
         return written
