@@ -181,7 +181,7 @@ def test_failover_gives_back_after_rise() -> None:
     assert d.actions == [] and "(1/2 checks)" in d.reason
     d = decide(d.state, obs(S.HEALTHY, local_up=True), cfg, NOW + 1)
     assert kinds(d.actions) == ["GiveBack"] and d.state.role is Role.GIVING_BACK
-    assert d.reason == "giving back: primary healthy for 2 checks"
+    assert d.reason == "giving back: primary healthy for 2 checks; both gateways answer (two bots)"
 
 
 def test_failback_manual_never_gives_back_and_tells_once() -> None:

@@ -154,6 +154,11 @@ class Actor:
         if pre.ok:
             final.absorb(pre)  # the notice counts both passes
         sync_ok, sync_summary = final.ok, final.summary()
+        if action.unfence and self.cfg.check.handoff_delay and not self.dry_run:
+            # Telegram may still hold our last long poll: let it expire before the
+            # primary's gateway polls, so neither gets a 409 Conflict.
+            steps.append(f"handoff delay: {self.cfg.check.handoff_delay:g}s")
+            self.sleep(self.cfg.check.handoff_delay)
         unfenced, detail = self._unfence(steps) if action.unfence else (False, "")
         if not action.unfence or unfenced:
             return Outcome(

@@ -223,7 +223,7 @@ def _guarded(fn: GroupFn, ctx: DoctorContext, sink: Sink) -> None:
 
 def groups(ctx: DoctorContext) -> list[tuple[str, GroupFn, float]]:
     """(name, function, seconds it may take), in report order."""
-    from openclaw_failover import doctor_db, doctor_local, doctor_ssh, doctor_telegram
+    from openclaw_failover import doctor_db, doctor_local, doctor_ssh, doctor_telegram, witness
 
     cfg = ctx.cfg
     ssh_budget = doctor_ssh.budget(cfg)
@@ -236,6 +236,7 @@ def groups(ctx: DoctorContext) -> list[tuple[str, GroupFn, float]]:
         ("database", doctor_db.check_database, db_budget),
         ("rsync", doctor_ssh.check_rsync, ssh_budget + 5),
         ("telegram", doctor_telegram.check_telegram, tg_budget),
+        ("witnesses", witness.doctor_witnesses, cfg.check.witness_timeout + 3),
         ("schedule", doctor_local.check_schedule, 4 * doctor_local.LOCAL_TIMEOUT + 2),
     ]
 

@@ -23,14 +23,28 @@ from openclaw_failover.decide import (
     decide,
     reconcile,
     settle,
+    should_ask_witnesses,
     should_retry,
 )
 from openclaw_failover.lock import Busy, DeadlineExceeded, deadline, exclusive
-from openclaw_failover.model import Notice, Observation, ProbeResult
+from openclaw_failover.model import Notice, Observation, ProbeResult, WitnessReport
 from openclaw_failover.runner import Masker
 from openclaw_failover.state import FENCE_MARKER, State, StateStore
 
 log = logging.getLogger(__name__)
+
+
+SLOW_RETRY_FACTOR = 2.0  # a probe retried after a slow one gets this much more time per step
+
+
+def patient(cfg: Config) -> Config:
+    """``cfg`` with the SSH and HTTP budgets of one probe multiplied by SLOW_RETRY_FACTOR."""
+    ssh = cfg.primary.ssh
+    primary = replace(
+        cfg.primary, ssh=replace(ssh, connect_timeout=ssh.connect_timeout * SLOW_RETRY_FACTOR)
+    )
+    check = replace(cfg.check, probe_timeout=cfg.check.probe_timeout * SLOW_RETRY_FACTOR)
+    return replace(cfg, primary=primary, check=check)
 
 
 class ExitStatus(enum.IntEnum):
@@ -62,6 +76,7 @@ class Tick:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     probe: Callable[[Config, Masker], ProbeResult] | None = None
+    witnesses: Callable[[Config, Masker], WitnessReport | None] | None = None
 
     def __post_init__(self) -> None:
         self.mask = Masker(self.cfg.secrets)
@@ -71,6 +86,10 @@ class Tick:
             from openclaw_failover.probe import probe_primary
 
             self.probe = probe_primary
+        if self.witnesses is None:
+            from openclaw_failover.witness import check_witnesses
+
+            self.witnesses = check_witnesses
         from openclaw_failover.actions import Actor
 
         self.actor = Actor(
@@ -147,6 +166,7 @@ class Tick:
         now = self.clock()
         state = loaded if loaded is not None else self._reconciled(warning, obs, now)
         decision = decide(state, obs, self.cfg, now, self.request)
+        self._probe_changed(state, obs)
         result = TickResult(ExitStatus.OK, decision.reason, state=decision.state)
         if decision.refused:
             result.status = ExitStatus.ACTION_FAILED
@@ -169,19 +189,25 @@ class Tick:
     # ------------------------------------------------------------------ stages
 
     def observe(self, state: State | None) -> Observation:
-        """Probe the primary (with retries where it matters) and the local gateway."""
-        assert self.probe is not None
+        """Probe the primary (with retries where it matters), the local gateway, and,
+        when the verdict could start a takeover, the witnesses."""
+        assert self.probe is not None and self.witnesses is not None
         attempts = [self.probe(self.cfg, self.mask)]
         while should_retry(state, attempts[-1]) and len(attempts) <= self.cfg.check.retries:
             log.info(
-                "probe %d failed (%s), retrying in %gs",
+                "probe %d %s (%s), retrying in %gs",
                 len(attempts),
+                attempts[-1].status,
                 attempts[-1].detail,
                 self.cfg.check.retry_delay,
             )
             self.sleep(self.cfg.check.retry_delay)
-            attempts.append(self.probe(self.cfg, self.mask))
-        return Observation(tuple(attempts), self.actor.local.is_up())
+            cfg = patient(self.cfg) if attempts[-1].status.is_slow else self.cfg
+            attempts.append(self.probe(cfg, self.mask))
+        witnesses = None
+        if should_ask_witnesses(state, attempts[-1], self.cfg):
+            witnesses = self.witnesses(self.cfg, self.mask)
+        return Observation(tuple(attempts), self.actor.local.is_up(), witnesses)
 
     def _reconciled(self, warning: str | None, obs: Observation, now: float) -> State:
         from openclaw_failover.syncback import BASELINE_FILE
@@ -288,6 +314,14 @@ class Tick:
     def _event(self, event_type: str, /, **data: object) -> None:
         if not self.dry_run:
             self.store.event(event_type, **data)
+
+    def _probe_changed(self, state: State, obs: Observation) -> None:
+        """One event each time the probe's class changes (healthy -> slow -> unreachable
+        ...): every class reaches `ocf history` without an event per check."""
+        was = (state.last_probe or {}).get("status")
+        final = obs.final
+        if was != str(final.status):
+            self._event("probe", was=was, status=str(final.status), detail=final.detail)
 
     def _log_reason(self, result: TickResult) -> None:
         prefix = "dry run: " if self.dry_run else ""

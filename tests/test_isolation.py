@@ -1,0 +1,219 @@
+"""Issue 10: witnesses (isolation awareness), slow probe classes, two serving gateways."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from openclaw_failover.config import Config, ConfigError, parse_config
+from openclaw_failover.decide import GiveBack, Notify, TakeOver, decide, should_ask_witnesses
+from openclaw_failover.model import Observation, ProbeResult, ProbeStatus, WitnessReport
+from openclaw_failover.runner import Masker
+from openclaw_failover.state import Role, State
+from openclaw_failover.witness import ask_witness, check_witnesses
+from tests.test_decide import NOW, failover, kinds, make_cfg
+
+S = ProbeStatus
+
+
+def witnessed(quorum: int = 1) -> Config:
+    cfg = make_cfg()
+    check = replace(
+        cfg.check, witnesses=("192.0.2.1:80", "api.telegram.org:443"), witness_quorum=quorum
+    )
+    return replace(cfg, check=check)
+
+
+def seen(status: ProbeStatus, answered: int, local_up: bool | None = False) -> Observation:
+    names = ("192.0.2.1:80", "api.telegram.org:443")
+    report = WitnessReport(names[:answered], tuple((n, "timed out") for n in names[answered:]))
+    return Observation((ProbeResult(status, 0.1, f"detail {status}"),), local_up, report)
+
+
+# --------------------------------------------------------------------------- decide: witnesses
+
+
+def test_isolated_standby_never_takes_over_and_notices_once() -> None:
+    cfg = witnessed()
+    d = decide(State(), seen(S.UNREACHABLE, 0), cfg, NOW)
+    assert d.state.role is Role.PRIMARY
+    assert "this standby is isolated: 0/2 witnesses answer" in d.reason
+    assert kinds(d.actions) == ["Notify:isolated"]
+    note = d.actions[0]
+    assert isinstance(note, Notify) and "0/2 witnesses answer" in note.reason
+    assert "192.0.2.1:80: timed out" in note.detail
+    d = decide(d.state, seen(S.UNREACHABLE, 0), cfg, NOW + 30)
+    assert d.actions == [] and d.state.isolated_since == NOW
+    # back online, primary still gone: now it takes over, and forgets the isolation
+    d = decide(d.state, seen(S.UNREACHABLE, 1), cfg, NOW + 60)
+    assert kinds(d.actions) == ["TakeOver"] and d.state.isolated_since is None
+    assert d.state.last_witnesses is not None and d.state.last_witnesses["answered"]
+
+
+def test_quorum_two_needs_both() -> None:
+    cfg = witnessed(quorum=2)
+    assert kinds(decide(State(), seen(S.REFUSED, 1), cfg, NOW).actions) == ["Notify:isolated"]
+    assert kinds(decide(State(), seen(S.REFUSED, 2), cfg, NOW).actions) == ["TakeOver"]
+
+
+def test_witnesses_not_asked_means_no_takeover() -> None:
+    cfg = witnessed()
+    d = decide(State(), Observation((ProbeResult(S.UNREACHABLE, 0.1),), False), cfg, NOW)
+    assert d.state.role is Role.PRIMARY and "witnesses were not asked" in d.reason
+
+
+def test_witnesses_asked_only_when_a_takeover_could_follow() -> None:
+    cfg = witnessed()
+    bad, good = ProbeResult(S.UNREACHABLE, 1), ProbeResult(S.HEALTHY, 1)
+    assert should_ask_witnesses(State(), bad, cfg)
+    assert not should_ask_witnesses(State(), good, cfg)
+    assert not should_ask_witnesses(State(role=Role.FAILOVER), bad, cfg)
+    assert not should_ask_witnesses(State(), bad, make_cfg())  # none configured
+
+
+def test_healthy_primary_clears_isolation() -> None:
+    d = decide(State(isolated_since=NOW), seen(S.HEALTHY, 0), witnessed(), NOW)
+    assert d.state.isolated_since is None
+
+
+# --------------------------------------------------------------------------- decide: slow
+
+
+def obs1(status: ProbeStatus, local_up: bool | None = False) -> Observation:
+    return Observation((ProbeResult(status, 0.1, f"detail {status}"),), local_up)
+
+
+@pytest.mark.parametrize("slow", [S.SLOW, S.GATEWAY_SLOW])
+def test_slow_never_counts_towards_fall(slow: ProbeStatus) -> None:
+    cfg = make_cfg(fall=1, fence=True)
+    cfg = replace(cfg, check=replace(cfg.check, slow_fall=3))
+    s = State()
+    for i in (1, 2):
+        d = decide(s, obs1(slow), cfg, NOW + i)
+        assert d.actions == [] and f"{i}/3 slow checks, not counted towards fall" in d.reason
+        s = d.state
+    d = decide(s, obs1(slow), cfg, NOW + 3)
+    assert kinds(d.actions) == ["TakeOver"]
+    take = d.actions[0]
+    assert isinstance(take, TakeOver) and not take.fence  # never fenced on a timeout
+
+
+def test_slow_resets_the_fall_count_and_unreachable_extends_slow() -> None:
+    cfg = make_cfg(fall=2)
+    cfg = replace(cfg, check=replace(cfg.check, slow_fall=4))
+    s = decide(State(), obs1(S.UNREACHABLE), cfg, NOW).state
+    assert s.failed_ticks == 1
+    s = decide(s, obs1(S.SLOW), cfg, NOW + 1).state
+    assert (s.failed_ticks, s.slow_ticks) == (0, 1)
+    s = decide(s, obs1(S.UNREACHABLE), cfg, NOW + 2).state
+    assert (s.failed_ticks, s.slow_ticks, s.role) == (1, 2, Role.PRIMARY)
+    s = decide(s, obs1(S.HEALTHY), cfg, NOW + 3).state
+    assert (s.failed_ticks, s.slow_ticks) == (0, 0)
+
+
+def test_fence_only_on_a_clear_refusal() -> None:
+    cfg = make_cfg(fence=True)
+    d = decide(State(), obs1(S.GATEWAY_DOWN), cfg, NOW)
+    assert d.actions == [TakeOver(fence=True, why=d.actions[0].why)]  # type: ignore[union-attr]
+    d = decide(State(role=Role.TAKING_OVER), obs1(S.GATEWAY_SLOW), cfg, NOW)
+    assert isinstance(d.actions[0], TakeOver) and not d.actions[0].fence
+
+
+# --------------------------------------------------------------------------- decide: two serving
+
+
+def test_two_serving_gateways_with_manual_failback_gives_back_once() -> None:
+    cfg = make_cfg(failback="manual", rise=2)
+    d = decide(failover(), obs1(S.HEALTHY, local_up=True), cfg, NOW)
+    assert d.actions == [] and "two bots" in d.reason
+    d = decide(d.state, obs1(S.HEALTHY, local_up=True), cfg, NOW + 1)
+    assert kinds(d.actions) == ["Notify:both_serving", "GiveBack"]
+    assert d.state.role is Role.GIVING_BACK and "although failback is manual" in d.reason
+    give = d.actions[1]
+    assert isinstance(give, GiveBack) and not give.unfence
+    # the manual policy alone (primary back, ours stopped) still waits for `ocf release`
+    d = decide(failover(), obs1(S.HEALTHY, local_up=None), make_cfg(failback="manual"), NOW)
+    assert kinds(d.actions) == ["Notify:primary_back"]
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _doc(**check: object) -> dict[str, object]:
+    return {
+        "primary": {
+            "host": "h",
+            "ssh": {"user": "u", "key_file": __file__, "known_hosts": __file__},
+        },
+        "check": check,
+    }
+
+
+def test_config_witness_quorum_defaults_to_one_and_is_validated() -> None:
+    cfg = parse_config(_doc(witnesses=["10.0.0.1:80", "https://x.example/"]), "t", {})
+    assert cfg.check.witness_quorum == 1
+    assert parse_config(_doc(), "t", {}).check.witness_quorum == 0
+    for bad, words in [
+        ({"witnesses": ["router"]}, "expected host:port"),
+        ({"witnesses": ["h:99999"]}, "port 1-65535"),
+        ({"witnesses": ["ftp://h/"]}, "http(s) URL"),
+        ({"witnesses": ["h:1"], "witness_quorum": 2}, "more than the 1 witnesses"),
+        ({"witness_quorum": 1}, "check.witnesses is empty"),
+        ({"slow_fall": 1}, "at least 2"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            parse_config(_doc(**bad), "t", {})
+        assert words in str(err.value), (bad, str(err.value))
+
+
+# --------------------------------------------------------------------------- witness.py, real sockets
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    sock = socket.create_server(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.fixture
+def http_port() -> Iterator[int]:
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port
+    server.shutdown()
+    server.server_close()
+
+
+def _closed_port() -> int:
+    sock = socket.create_server(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def test_witnesses_over_real_sockets(listener: int, http_port: int) -> None:
+    closed = _closed_port()
+    assert ask_witness(f"127.0.0.1:{listener}", 1) == ""
+    assert ask_witness(f"http://127.0.0.1:{http_port}/", 1) == ""  # a 404 is an answer
+    assert "refused" in ask_witness(f"127.0.0.1:{closed}", 1).lower()
+    cfg = make_cfg()
+    witnesses = (f"127.0.0.1:{listener}", f"http://127.0.0.1:{closed}/")
+    cfg = replace(cfg, check=replace(cfg.check, witnesses=witnesses, witness_quorum=1))
+    report = check_witnesses(cfg, Masker(()))
+    assert report is not None and report.answered == (f"127.0.0.1:{listener}",)
+    assert [w for w, _ in report.failed] == [f"http://127.0.0.1:{closed}/"]
+    assert check_witnesses(make_cfg(), Masker(())) is None
