@@ -11,7 +11,15 @@ from dataclasses import replace
 import pytest
 
 from openclaw_failover.config import Config, ConfigError, parse_config
-from openclaw_failover.decide import GiveBack, Notify, TakeOver, decide, should_ask_witnesses
+from openclaw_failover.decide import (
+    GiveBack,
+    Notify,
+    Outcome,
+    TakeOver,
+    decide,
+    settle,
+    should_ask_witnesses,
+)
 from openclaw_failover.model import Observation, ProbeResult, ProbeStatus, WitnessReport
 from openclaw_failover.runner import Masker
 from openclaw_failover.state import Role, State
@@ -127,17 +135,43 @@ def test_fence_only_on_a_clear_refusal() -> None:
 # --------------------------------------------------------------------------- decide: two serving
 
 
-def test_two_serving_gateways_with_manual_failback_gives_back_once() -> None:
-    cfg = make_cfg(failback="manual", rise=2)
+def test_two_serving_gateways_fence_the_primary_while_rise_counts() -> None:
+    """Never two bots after a check that reached the primary, and no ping-pong either:
+    the primary's gateway (back by itself after a partition) is stopped while ours serves
+    out ``rise``; then the give-back restarts it after ours stopped."""
+    cfg = make_cfg(rise=2, fence=True)
     d = decide(failover(), obs1(S.HEALTHY, local_up=True), cfg, NOW)
-    assert d.actions == [] and "two bots" in d.reason
-    d = decide(d.state, obs1(S.HEALTHY, local_up=True), cfg, NOW + 1)
+    assert kinds(d.actions) == ["Notify:both_serving", "Fence"]
+    assert d.state.role is Role.FAILOVER and "(1/2 checks)" in d.reason
+    s = settle(d.state, d.actions[1], Outcome(ok=True, fenced=True), cfg, NOW)[0]
+    assert s.fenced
+    d = decide(s, obs1(S.GATEWAY_DOWN, local_up=True), cfg, NOW + 1)
+    assert d.actions == [GiveBack(unfence=True, why="primary reachable for 2 checks")]
+    # back again by itself soon after: fenced again, but notified only once
+    d2 = decide(failover(last_alert_at=s.last_alert_at), obs1(S.HEALTHY, True), cfg, NOW + 9)
+    assert kinds(d2.actions) == ["Fence"]
+
+
+def test_two_serving_without_stop_command_gives_back_at_once() -> None:
+    d = decide(failover(), obs1(S.HEALTHY, local_up=True), make_cfg(rise=3), NOW)
     assert kinds(d.actions) == ["Notify:both_serving", "GiveBack"]
-    assert d.state.role is Role.GIVING_BACK and "although failback is manual" in d.reason
+    assert d.state.role is Role.GIVING_BACK
+    d = decide(failover(), obs1(S.HEALTHY, local_up=True), make_cfg(rise=1), NOW)
+    assert kinds(d.actions) == ["GiveBack"]  # as configured: the gave_back notice says it
+
+
+def test_two_serving_with_manual_failback() -> None:
+    cfg = make_cfg(failback="manual", fence=True)
+    d = decide(failover(), obs1(S.HEALTHY, local_up=True), cfg, NOW)
+    assert kinds(d.actions) == ["Notify:both_serving", "Fence"]
+    assert "'ocf release'" in d.reason
+    cfg = make_cfg(failback="manual")
+    d = decide(failover(), obs1(S.HEALTHY, local_up=True), cfg, NOW)
+    assert kinds(d.actions) == ["Notify:both_serving", "GiveBack"]
     give = d.actions[1]
     assert isinstance(give, GiveBack) and not give.unfence
-    # the manual policy alone (primary back, ours stopped) still waits for `ocf release`
-    d = decide(failover(), obs1(S.HEALTHY, local_up=None), make_cfg(failback="manual"), NOW)
+    # the manual policy alone (primary back, ours not answering) still waits for release
+    d = decide(failover(), obs1(S.HEALTHY, local_up=None), cfg, NOW)
     assert kinds(d.actions) == ["Notify:primary_back"]
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from openclaw_failover import remote
 from openclaw_failover.config import Config
-from openclaw_failover.decide import Action, GiveBack, Outcome, RestartLocal, TakeOver
+from openclaw_failover.decide import Action, Fence, GiveBack, Outcome, RestartLocal, TakeOver
 from openclaw_failover.gateway import LocalGateway
 from openclaw_failover.model import CommandResult, ProbeResult, ProbeStatus
 from openclaw_failover.runner import Masker
@@ -69,6 +69,10 @@ class Actor:
         if isinstance(action, RestartLocal):
             out = self.local.start()
             return Outcome(ok=out.ok, detail=_last(out.steps), steps=list(out.steps))
+        if isinstance(action, Fence):
+            steps: list[str] = []
+            fenced = self._fence(steps)
+            return Outcome(ok=fenced, fenced=fenced, detail=_last(steps), steps=steps)
         raise TypeError(f"not an executable action: {action!r}")
 
     # ------------------------------------------------------------------ take over

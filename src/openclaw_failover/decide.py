@@ -60,6 +60,13 @@ class GiveBack:
 
 
 @dataclass(frozen=True)
+class Fence:
+    """Stop the primary's gateway while this standby keeps serving (two were serving)."""
+
+    why: str
+
+
+@dataclass(frozen=True)
 class RestartLocal:
     """Start the local gateway again while serving."""
 
@@ -73,7 +80,7 @@ class Notify:
     detail: str = ""
 
 
-Action = TakeOver | GiveBack | RestartLocal | Notify
+Action = TakeOver | GiveBack | RestartLocal | Fence | Notify
 
 
 @dataclass(frozen=True)
@@ -330,34 +337,42 @@ def _in_failover(s: State, obs: Observation, cfg: Config, now: float) -> Decisio
     n = s.healthy_ticks + 1
     s = replace(s, healthy_ticks=n, failed_ticks=0, slow_ticks=0)
     back = "healthy" if r.status is ProbeStatus.HEALTHY else "reachable"
-    two = r.status is ProbeStatus.HEALTHY and obs.local_up is True
-    both = "; both gateways answer (two bots)" if two else ""
-    if n < cfg.check.rise:
-        return Decision(s, [], f"serving: primary {back} ({n}/{cfg.check.rise} checks){both}")
-    if two and (s.manual_hold or cfg.check.failback == "manual"):
+    if r.status is ProbeStatus.HEALTHY and obs.local_up is True:
         return _two_serving(s, cfg, now, n)
+    if n < cfg.check.rise:
+        return Decision(s, [], f"serving: primary {back} ({n}/{cfg.check.rise} checks)")
     if s.manual_hold or cfg.check.failback == "manual":
         actions: list[Action] = []
         if not s.back_notified:
             s = replace(s, back_notified=True)
             actions.append(Notify("primary_back"))
         return Decision(s, actions, f"serving: primary {back}; failback is manual ('ocf release')")
-    why = f"primary {back} for {_checks(n)}{both}"
+    why = f"primary {back} for {_checks(n)}"
     s = _enter(s, Role.GIVING_BACK, now)
     return Decision(s, [GiveBack(unfence=s.fenced, why=why)], f"giving back: {why}")
 
 
 def _two_serving(s: State, cfg: Config, now: float, n: int) -> Decision:
-    """The primary's gateway serves by itself while ours still answers: two bots poll
-    Telegram.  Failback is manual, but only stopping ours ends the conflict, and giving
-    back is how ours stops without losing what it wrote (sync-back).  Notified once."""
+    """The primary's gateway serves (it came back by itself after a partition) while
+    ours still answers: two bots poll Telegram.  Never leave both running after a check
+    that reached the primary.  While we keep serving (``rise`` not reached, or failback
+    manual) the primary's gateway is stopped when ``stop_command`` allows, and given back
+    later in order (ours stopped first); otherwise ours stops now by giving back.
+    The notice goes out once per ``alert_interval``."""
     why = f"primary healthy for {_checks(n)} while this standby's gateway also answers"
-    s, notes = _alert(s, "both_serving", cfg, now, reason=why)
+    keep = s.manual_hold or cfg.check.failback == "manual" or n < cfg.check.rise
+    if keep and _can_fence(cfg, ProbeStatus.HEALTHY):
+        s, notes = _alert(s, "both_serving", cfg, now, reason=why)
+        until = "'ocf release'" if n >= cfg.check.rise else f"{n}/{cfg.check.rise} checks"
+        return Decision(
+            s, [*notes, Fence(why=why)], f"two gateways: stopping the primary's ({until}): {why}"
+        )
+    notes = []
+    if keep:  # giving back earlier than configured: say so
+        s, notes = _alert(s, "both_serving", cfg, now, reason=why)
     s = replace(_enter(s, Role.GIVING_BACK, now), manual_hold=False)
     return Decision(
-        s,
-        [*notes, GiveBack(unfence=False, why=f"{why} (two bots)")],
-        f"giving back although failback is manual: {why}",
+        s, [*notes, GiveBack(unfence=False, why=f"{why} (two bots)")], f"giving back: {why}"
     )
 
 
@@ -422,6 +437,10 @@ def settle(
         return _settle_takeover(state, action, outcome, cfg, now)
     if isinstance(action, GiveBack):
         return _settle_giveback(state, action, outcome, cfg, now)
+    if isinstance(action, Fence):
+        if outcome.ok:
+            return replace(state, fenced=True), [], f"stopped the primary's gateway: {action.why}"
+        return state, [], f"could not stop the primary's gateway: {outcome.detail}"
     if isinstance(action, RestartLocal):
         if outcome.ok:
             return state, [], "restarted the local gateway"
