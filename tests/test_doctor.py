@@ -163,7 +163,16 @@ def test_groups_come_in_order_and_a_crash_stays_in_its_group(
     monkeypatch.setattr(doctor_telegram, "check_telegram", boom)
     report = doc(offline(telegram={"token": TOKEN, "chat_id": 42}))
     names = list(dict.fromkeys(c.name for c in report.checks))
-    assert names == ["config", "ssh", "gateway", "database", "rsync", "telegram", "schedule"]
+    assert names == [
+        "config",
+        "ssh",
+        "gateway",
+        "database",
+        "rsync",
+        "telegram",
+        "schedule",
+        "witnesses",
+    ]
     assert statuses(report, "telegram") == ["ok", "FAIL"]
     crashed = one(report, "telegram", "check crashed: RuntimeError")
     assert "report it" in crashed.fix

@@ -236,8 +236,8 @@ def groups(ctx: DoctorContext) -> list[tuple[str, GroupFn, float]]:
         ("database", doctor_db.check_database, db_budget),
         ("rsync", doctor_ssh.check_rsync, ssh_budget + 5),
         ("telegram", doctor_telegram.check_telegram, tg_budget),
-        ("witnesses", witness.doctor_witnesses, cfg.check.witness_timeout + 3),
         ("schedule", doctor_local.check_schedule, 4 * doctor_local.LOCAL_TIMEOUT + 2),
+        ("witnesses", witness.doctor_witnesses, cfg.check.witness_timeout + 3),
     ]
 
 
