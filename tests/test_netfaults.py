@@ -314,3 +314,78 @@ def test_two_gateways_after_a_healed_partition_with_rise_2(standby: Standby, lab
     assert any("handoff delay: 0.5s" in s for s in steps), steps
     assert standby.counts() == (1, 1)
     _sent_exactly_once(standby, "took_over", "both_serving", "gave_back")
+
+
+# --------------------------------------------------------------------------- ocf watch
+
+
+def _wait(predicate: Any, what: str, timeout: float) -> float:
+    start = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - start < timeout, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.terminate()
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    assert proc.returncode == 0, err
+    return out
+
+
+def test_watch_takes_over_within_10s_of_a_power_loss_and_gives_back(
+    standby: Standby, lab: Lab
+) -> None:
+    """Defaults (fall 1, retries 1, rise 1), one SSH connection kept open; the primary's
+    link goes dark as in a power cut.  The dead transport is noticed by its keepalives,
+    the reconnect fails, the standby serves within 10 s."""
+    proc = standby.ocf("watch", wait=False)
+    try:
+        _wait(lambda: (standby.state_dir / "state.json").exists(), "the first round", 20)
+        assert standby.state()["last_probe"]["status"] == "healthy"
+        time.sleep(2.5)  # a few rounds over the same connection
+        lab.primary_link(False)
+        took = _wait(lambda: standby.state()["role"] == "failover", "the takeover", 30)
+        assert standby.local_answers()
+        assert took < 10, f"took over {took:.1f}s after the power loss"
+        st = standby.state()
+        assert st["role"] == "failover" and st["last_probe"]["status"] == "unreachable"
+        assert "the open SSH connection" in st["last_probe"]["detail"]
+        lab.primary_link(True)
+        _wait(lambda: standby.state()["role"] == "primary", "the give-back", 40)
+        assert lab.primary_answers() and not standby.local_answers()
+    finally:
+        lab.primary_link(True)
+        out = _stop(proc)
+    print(f"watch: took over {took:.1f}s after the power loss")
+    assert "took over" in out and "gave back" in out
+    assert standby.counts() == (1, 1)
+    _sent_exactly_once(standby, "took_over", "gave_back")
+    changes = standby.events("probe")
+    assert [e["status"] for e in changes] == ["healthy", "unreachable", "healthy"], changes
+
+
+def test_watch_under_loss_and_delay_never_takes_over(standby: Standby, lab: Lab) -> None:
+    how = lab.lossy(loss=0.3, delay=0.3)
+    standby.configure(
+        primary={"ssh": {"connect_timeout": 2}}, check={"fall": 2, "probe_timeout": 2}
+    )
+    proc = standby.ocf("watch", wait=False)
+    try:
+        _wait(lambda: (standby.state_dir / "state.json").exists(), "the first round", 30)
+        end = time.monotonic() + 25
+        while time.monotonic() < end:
+            assert not standby.local_answers(), (how, standby.state()["last_reason"])
+            time.sleep(0.5)
+    finally:
+        _stop(proc)
+    st = standby.state()
+    assert st["role"] == "primary" and standby.counts() == (0, 0), st["last_reason"]
+    classes = Counter(e["status"] for e in standby.events("probe"))
+    print(f"watch under loss+delay via {how}: probe class changes {dict(classes)}")
+    _sent_exactly_once(standby)

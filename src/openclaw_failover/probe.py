@@ -74,13 +74,36 @@ def probe_primary(cfg: Config, mask: Masker) -> ProbeResult:
         outcome = _Outcome(ProbeStatus.PROBE_ERROR, f"probe failed: {remote.describe(exc)}")
     else:
         try:
-            outcome = _probe_connected(cfg, client, mask)
-        except Exception as exc:
-            log.debug("probe failed unexpectedly", exc_info=True)
-            outcome = _Outcome(ProbeStatus.PROBE_ERROR, f"probe failed: {remote.describe(exc)}")
+            return probe_over(cfg, client, mask, start)
         finally:
             with contextlib.suppress(Exception):
                 client.close()
+    return _result(outcome, start, mask)
+
+
+def probe_over(
+    cfg: Config, client: paramiko.SSHClient, mask: Masker, start: float, prefix: str = ""
+) -> ProbeResult:
+    """Probe the gateway over an already open SSH connection (``ocf watch`` keeps one);
+    never raises.  ``prefix`` goes before the detail."""
+    try:
+        outcome = _probe_connected(cfg, client, mask)
+    except Exception as exc:
+        log.debug("probe failed unexpectedly", exc_info=True)
+        outcome = _Outcome(ProbeStatus.PROBE_ERROR, f"probe failed: {remote.describe(exc)}")
+    if prefix:
+        outcome = _Outcome(
+            outcome.status, prefix + outcome.detail, outcome.method, outcome.http_status
+        )
+    return _result(outcome, start, mask)
+
+
+def result_of(status: ProbeStatus, detail: str, start: float, mask: Masker) -> ProbeResult:
+    """A ProbeResult for an outcome found outside this module (a failed reconnect)."""
+    return _result(_Outcome(status, detail), start, mask)
+
+
+def _result(outcome: _Outcome, start: float, mask: Masker) -> ProbeResult:
     result = ProbeResult(
         status=outcome.status,
         latency=time.monotonic() - start,

@@ -77,6 +77,7 @@ class Tick:
     sleep: Callable[[float], None] = time.sleep
     probe: Callable[[Config, Masker], ProbeResult] | None = None
     witnesses: Callable[[Config, Masker], WitnessReport | None] | None = None
+    ping: bool = True  # ping monitoring.ping_url after this tick (ocf watch: once per interval)
 
     def __post_init__(self) -> None:
         self.mask = Masker(self.cfg.secrets)
@@ -139,7 +140,7 @@ class Tick:
                 now=self.clock(),
                 events_path=self.store.events_path,
             )
-        if mon.ping_url and self.request is None:  # it watches the scheduled checks
+        if mon.ping_url and self.request is None and self.ping:  # the scheduled checks
             from openclaw_failover import ping
 
             line = ping.ping(
