@@ -153,3 +153,58 @@ def _on_signals(stop: threading.Event) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
+
+
+def watch_unit(
+    *,
+    exec_start: str,
+    env_file: str,
+    state_dir: str,
+    mkdir_dir: str,
+    writable: list[str],
+    stop_timeout: int,
+    gateway_dir: str,
+) -> str:
+    """The user service for `ocf watch`; arguments already in unit-file syntax."""
+    extra = "".join(f"ReadWritePaths={w}\n" for w in writable)
+    return f"""\
+# openclaw-failover: `ocf watch`, a check every 2 s over one SSH connection kept open.
+# A user unit: install it as the user who owns the standby gateway, not as root.
+#   ocf install systemd --watch     # writes it, daemon-reload, enable --now
+# It uses the same state, lock and notices as `ocf check`: an old timer or cron entry
+# may stay (the lock keeps them apart) but is no longer needed:
+#   systemctl --user disable --now openclaw-failover.timer
+[Unit]
+Description=openclaw-failover: watch the primary OpenClaw gateway
+After=network-online.target
+# Never give up restarting (the default rate limit would stop after 5 quick failures).
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+EnvironmentFile={env_file}
+ExecStartPre=+/bin/mkdir -p {mkdir_dir}
+ExecStart={exec_start}
+Restart=always
+RestartSec=5
+# SIGTERM ends the watch after the current check (a takeover is not cut short).
+TimeoutStopSec={stop_timeout}s
+# A fallback gateway started from here is detached and must survive a restart.
+KillMode=process
+# Healthy-state cost, measured by bench/watch.py: well below these.
+MemoryHigh=80M
+MemoryMax=150M
+NoNewPrivileges=yes
+PrivateTmp=yes
+ProtectSystem=strict
+ReadWritePaths={state_dir}
+ReadWritePaths={gateway_dir}
+{extra}RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+LockPersonality=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+SystemCallArchitectures=native
+
+[Install]
+WantedBy=default.target
+"""
