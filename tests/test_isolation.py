@@ -7,6 +7,8 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -251,3 +253,47 @@ def test_witnesses_over_real_sockets(listener: int, http_port: int) -> None:
     assert report is not None and report.answered == (f"127.0.0.1:{listener}",)
     assert [w for w, _ in report.failed] == [f"http://127.0.0.1:{closed}/"]
     assert check_witnesses(make_cfg(), Masker(())) is None
+
+
+# --------------------------------------------------------------------------- doctor, status
+
+
+def test_doctor_asks_every_witness_and_compares_with_the_quorum(listener: int) -> None:
+    from types import SimpleNamespace
+
+    from openclaw_failover.doctor import Sink
+    from openclaw_failover.witness import doctor_witnesses
+
+    closed = _closed_port()
+    cfg = make_cfg()
+    witnesses = (f"127.0.0.1:{listener}", f"127.0.0.1:{closed}")
+    for quorum, verdict in ((1, "ok"), (2, "FAIL")):
+        check = replace(cfg.check, witnesses=witnesses, witness_quorum=quorum)
+        sink = Sink("witnesses", Masker(()))
+        ctx: Any = SimpleNamespace(cfg=replace(cfg, check=check), mask=Masker(()))
+        doctor_witnesses(ctx, sink)
+        lines = [(c.status, c.detail) for c in sink.close()]
+        assert ("ok", f"witness 127.0.0.1:{listener} answers") in lines
+        assert lines[1][0] == "warn" and f"127.0.0.1:{closed} does not answer" in lines[1][1]
+        assert lines[-1][0] == verdict and f"1/2 witnesses answer, quorum {quorum}" in lines[-1][1]
+    sink = Sink("witnesses", Masker(()))
+    doctor_witnesses(SimpleNamespace(cfg=cfg, mask=Masker(())), sink)  # type: ignore[arg-type]
+    assert [c.status for c in sink.close()] == ["skip"]
+
+
+def test_status_shows_witnesses_isolation_and_slow_checks(tmp_path: Path) -> None:
+    from openclaw_failover import status
+    from openclaw_failover.state import StateStore
+
+    cfg = replace(witnessed(), state_dir=tmp_path)
+    state = State(
+        slow_ticks=2,
+        isolated_since=NOW,
+        last_witnesses={"answered": [], "failed": [], "at": NOW},
+        last_probe={"status": "slow", "latency": 2.0, "detail": "after its banner", "at": NOW},
+    )
+    info = status.collect(cfg, state, None, False, StateStore(tmp_path), now=NOW + 5)
+    text = status.render(info)
+    assert "witnesses:      2, quorum 1; last asked" in text and "ISOLATED since" in text
+    assert "slow checks:    2 in a row" in text
+    assert "last probe:     slow in 2.00s" in text
