@@ -9,9 +9,10 @@ probe.
 * The transport sends a keepalive every :data:`KEEPALIVE` seconds and its socket
   has ``TCP_USER_TIMEOUT`` :data:`DEAD_AFTER`: data left unacknowledged that long
   (the primary lost power, or the link went dark) kills it.  A dead transport is
-  evidence, but not a verdict by itself: ocf reconnects at once (within
-  :data:`RECONNECT_TIMEOUT`), and only that reconnect's failure is classified
-  (never answered / refused / slow, like any probe).
+  evidence, but not a verdict by itself: ocf reconnects at once, and only that
+  reconnect's failure is classified (never answered / refused / slow, like any
+  probe).  Until a reconnect succeeds, each attempt gets at most
+  :data:`RECONNECT_TIMEOUT` seconds.
 * A slow channel on a live transport is ``gateway_slow``: never a failure.
 * Retries use ``min(check.retry_delay, interval)``; the next round is the next
   retry anyway.
@@ -51,6 +52,7 @@ class Transport:
     def __init__(self) -> None:
         self.client: paramiko.SSHClient | None = None
         self.connects = 0
+        self.lost = False  # the last connection died and no reconnect has succeeded yet
 
     def probe(self, cfg: Config, mask: Masker) -> ProbeResult:
         """Probe over the open transport; when it is (or turns out) dead, reconnect at
@@ -65,7 +67,8 @@ class Transport:
         elif self.client is not None:
             lost = f"the open SSH connection to {remote.endpoint(cfg)} died; reconnecting: "
         self.close()
-        if lost:
+        self.lost = self.lost or bool(lost)
+        if self.lost:
             timeout = min(cfg.primary.ssh.connect_timeout, RECONNECT_TIMEOUT)
             ssh = replace(cfg.primary.ssh, connect_timeout=timeout)
             cfg = replace(cfg, primary=replace(cfg.primary, ssh=ssh))
@@ -74,6 +77,7 @@ class Transport:
         except remote.RemoteError as err:
             return probe.result_of(err.status, lost + err.detail, start, mask)
         self.connects += 1
+        self.lost = False
         _tune(self.client)
         result = probe.probe_over(cfg, self.client, mask, start, prefix=lost)
         if not _active(self.client):

@@ -333,8 +333,10 @@ class Lab:
                 os.killpg(proc.pid, 9)
             with contextlib.suppress(Exception):
                 proc.wait(timeout=5)
+        for veth in (self.veth_sp, self.veth_sw):  # the pair goes with either end
+            _ip("link", "del", veth, check=False)
         for ns in (self.ns_p, self.ns_w):
-            _ip("netns", "del", ns, check=False)  # takes its veth pair along
+            _ip("netns", "del", ns, check=False)
         if self._own_route:
             _ip("route", "del", "unreachable", LAB_NET, check=False)
 
