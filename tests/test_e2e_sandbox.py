@@ -80,6 +80,8 @@ KIND_MARKS = {
     "auth_failure": "ALERT: ",
     "two_gateways": "WARNING: ",
     "primary_back": "failback is manual",
+    "both_serving": "TWO BOTS - ",
+    "isolated": "did NOT take over",
 }
 PRE_MERGE = re.compile(r"while still serving: rows synced back: (\d+) inserted")
 FULL_CYCLE = ["taking_over", "failover", "giving_back", "primary"]

@@ -297,3 +297,13 @@ def test_status_shows_witnesses_isolation_and_slow_checks(tmp_path: Path) -> Non
     assert "witnesses:      2, quorum 1; last asked" in text and "ISOLATED since" in text
     assert "slow checks:    2 in a row" in text
     assert "last probe:     slow in 2.00s" in text
+
+
+def test_manual_takeover_may_fence_a_slow_gateway_automatic_never() -> None:
+    cfg = make_cfg(fence=True)
+    d = decide(State(), obs1(S.GATEWAY_SLOW), cfg, NOW, request="takeover")
+    assert isinstance(d.actions[0], TakeOver) and d.actions[0].fence and d.actions[0].strict
+    cfg = replace(cfg, check=replace(cfg.check, slow_fall=2))
+    s = decide(State(), obs1(S.GATEWAY_SLOW), cfg, NOW).state
+    d = decide(s, obs1(S.GATEWAY_SLOW), cfg, NOW + 1)
+    assert isinstance(d.actions[0], TakeOver) and not d.actions[0].fence

@@ -46,9 +46,8 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "two bots may poll Telegram. ocf did not start it; stop it. ({time})",
     "primary_back": "{primary} is reachable again; failback is manual: "
     "run 'ocf release' on {standby}. ({time})",
-    "both_serving": "WARNING: {primary}'s gateway serves again while {standby}'s still "
-    "answered (two bots on Telegram); failback is manual, but {standby} gives back now. "
-    "({reason}; {time})",
+    "both_serving": "TWO BOTS - {primary}'s gateway served again while {standby}'s still "
+    "answered; ocf stopped one of them. ({reason}; {time})",
     "isolated": "{standby} was cut off and did NOT take over from {primary}: {reason}. "
     "{detail} ({time})",
 }

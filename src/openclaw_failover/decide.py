@@ -395,7 +395,8 @@ def _manual_takeover(s: State, r: ProbeResult, cfg: Config, now: float) -> Decis
             "could run two gateways",
             refused=True,
         )
-    fence = _can_fence(cfg, r.status)
+    # The user's explicit word: a slow gateway over working SSH may be stopped too.
+    fence = r.status.ssh_ok and cfg.primary.gateway.stop_command is not None
     if r.status is ProbeStatus.HEALTHY and not fence:
         return Decision(
             s,
