@@ -307,3 +307,20 @@ def test_manual_takeover_may_fence_a_slow_gateway_automatic_never() -> None:
     s = decide(State(), obs1(S.GATEWAY_SLOW), cfg, NOW).state
     d = decide(s, obs1(S.GATEWAY_SLOW), cfg, NOW + 1)
     assert isinstance(d.actions[0], TakeOver) and not d.actions[0].fence
+
+
+def test_a_slow_probe_is_retried_with_twice_the_budget(tmp_path: Path) -> None:
+    from openclaw_failover.tick import Tick
+
+    budgets: list[tuple[float, float]] = []
+    answers = iter([S.SLOW, S.HEALTHY])
+
+    def probe(cfg: Config, mask: Masker) -> ProbeResult:
+        budgets.append((cfg.primary.ssh.connect_timeout, cfg.check.probe_timeout))
+        return ProbeResult(next(answers), 0.1)
+
+    cfg = replace(make_cfg(), state_dir=tmp_path)
+    obs = Tick(cfg, {}, probe=probe, sleep=lambda _: None).observe(State())
+    assert [a.status for a in obs.attempts] == [S.SLOW, S.HEALTHY]
+    assert budgets == [(10.0, 5.0), (20.0, 10.0)]
+    assert obs.witnesses is None  # none configured
