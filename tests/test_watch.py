@@ -124,3 +124,35 @@ def test_install_cron_watch_is_a_usage_error(tmp_path: Path) -> None:
         watch=True,
     )
     assert code == 2 and "ocf install systemd --watch" in lines[-1]
+
+
+def test_a_quiet_round_is_saved_only_when_asked(tmp_path: Path) -> None:
+    """`ocf watch` saves a round that changed nothing once per check.interval only."""
+    from dataclasses import replace
+
+    from openclaw_failover.model import ProbeResult
+    from openclaw_failover.state import StateStore
+    from openclaw_failover.tick import Tick
+    from tests.test_decide import make_cfg
+
+    status = [S.HEALTHY]
+    clock = iter(range(1_800_000_000, 1_800_000_100))
+
+    def probe(cfg: Config, mask: Masker) -> ProbeResult:
+        return ProbeResult(status[0], 0.1, "x")
+
+    cfg = replace(make_cfg(fall=3), state_dir=tmp_path)
+
+    def run(save_quiet: bool) -> float | None:
+        tick = Tick(cfg, {}, probe=probe, clock=lambda: float(next(clock)), sleep=lambda _: None)
+        tick.save_quiet = save_quiet
+        tick.run()
+        state = StateStore(tmp_path).load()[0]
+        assert state is not None
+        return state.last_tick_at
+
+    first = run(True)
+    assert run(False) == first, "a quiet round was saved"
+    status[0] = S.UNREACHABLE  # the probe class changed, a failed check counted: saved
+    assert run(False) != first
+    assert run(True) != first

@@ -47,6 +47,17 @@ def patient(cfg: Config) -> Config:
     return replace(cfg, primary=primary, check=check)
 
 
+def _differs(old: State, new: State) -> bool:
+    """More changed than the tick's time, sentence and probe timing (``ocf watch`` saves
+    such a quiet tick only once per ``check.interval``: an SD card lives longer)."""
+
+    def core(s: State) -> State:
+        probe = (s.last_probe or {}).get("status")
+        return replace(s, last_probe={"status": probe}, last_tick_at=None, last_reason="")
+
+    return core(old) != core(new)
+
+
 class ExitStatus(enum.IntEnum):
     """Process exit codes, mapped from outcomes in one place (cli.exit_code)."""
 
@@ -78,6 +89,7 @@ class Tick:
     probe: Callable[[Config, Masker], ProbeResult] | None = None
     witnesses: Callable[[Config, Masker], WitnessReport | None] | None = None
     ping: bool = True  # ping monitoring.ping_url after this tick (ocf watch: once per interval)
+    save_quiet: bool = True  # save even a tick that changed nothing but its time and sentence
 
     def __post_init__(self) -> None:
         self.mask = Masker(self.cfg.secrets)
@@ -182,7 +194,8 @@ class Tick:
         state = self._act(state, decision, result)
         state = self._deliver(state)
         state.last_reason = result.reason
-        self._persist(state)
+        if self.save_quiet or loaded is None or _differs(loaded, state):
+            self._persist(state)
         result.state = state
         self._log_reason(result)
         return result

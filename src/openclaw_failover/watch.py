@@ -16,6 +16,9 @@ probe.
 * A slow channel on a live transport is ``gateway_slow``: never a failure.
 * Retries use ``min(check.retry_delay, interval)``; the next round is the next
   retry anyway.
+* A round that changed nothing (same role, counters, probe class, outbox) is saved,
+  and the dead-man's-switch pinged, only once per ``check.interval``: the state file
+  is not rewritten every 2 s on the Pi's SD card.
 """
 
 from __future__ import annotations
@@ -126,7 +129,7 @@ def run_watch(
     _on_signals(stop)
     cfg = watch_config(cfg, interval)
     transport = Transport()
-    last_ping = 0.0
+    last_ping = last_save = 0.0
     result = None
     done = 0
     log.info("watching %s every %gs", remote.endpoint(cfg), interval)
@@ -134,8 +137,11 @@ def run_watch(
         while not stop.is_set():
             started = time.monotonic()
             ping = started - last_ping >= cfg.check.interval
-            result = Tick(cfg, env, probe=transport.probe, ping=ping).run()
+            save = started - last_save >= cfg.check.interval
+            tick = Tick(cfg, env, probe=transport.probe, ping=ping, save_quiet=save)
+            result = tick.run()
             last_ping = started if ping else last_ping
+            last_save = started if save else last_save
             if result.acted or result.status:
                 print(result.reason, flush=True)
             done += 1
