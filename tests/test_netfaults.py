@@ -271,7 +271,7 @@ def test_partition_healed_during_the_retry_delay_is_no_takeover(standby: Standby
     st = standby.state()
     assert st["role"] == "primary" and st["last_probe"]["status"] == "healthy"
     assert [e["status"] for e in standby.events("probe")] == ["healthy"]
-    assert "probe 1 unreachable" in log.read_text()  # the first probe really failed
+    assert "probe 1 failed (unreachable: " in log.read_text()  # the first probe really failed
     assert standby.counts() == (0, 0) and not standby.local_answers()
     _sent_exactly_once(standby)
 

@@ -367,13 +367,14 @@ def _two_serving(s: State, cfg: Config, now: float, n: int) -> Decision:
         return Decision(
             s, [*notes, Fence(why=why)], f"two gateways: stopping the primary's ({until}): {why}"
         )
-    notes = []
+    early: list[Action] = []
     if keep:  # giving back earlier than configured: say so
-        s, notes = _alert(s, "both_serving", cfg, now, reason=why)
+        s, early = _alert(s, "both_serving", cfg, now, reason=why)
+        why = f"{why} (two bots)"
+    else:  # the ordinary give-back: the primary's gateway is back by itself
+        why = f"primary healthy for {_checks(n)}"
     s = replace(_enter(s, Role.GIVING_BACK, now), manual_hold=False)
-    return Decision(
-        s, [*notes, GiveBack(unfence=False, why=f"{why} (two bots)")], f"giving back: {why}"
-    )
+    return Decision(s, [*early, GiveBack(unfence=False, why=why)], f"giving back: {why}")
 
 
 def _in_giving_back(s: State, obs: Observation, cfg: Config, now: float) -> Decision:

@@ -209,7 +209,7 @@ class Tick:
         attempts = [self.probe(self.cfg, self.mask)]
         while should_retry(state, attempts[-1]) and len(attempts) <= self.cfg.check.retries:
             log.info(
-                "probe %d %s (%s), retrying in %gs",
+                "probe %d failed (%s: %s), retrying in %gs",
                 len(attempts),
                 attempts[-1].status,
                 attempts[-1].detail,
