@@ -176,12 +176,12 @@ def test_failover_restarts_a_dead_local_gateway() -> None:
 
 
 def test_failover_gives_back_after_rise() -> None:
-    cfg = make_cfg(rise=2)
-    d = decide(failover(), obs(S.HEALTHY, local_up=True), cfg, NOW)
+    cfg = make_cfg(rise=2, fence=True)
+    d = decide(failover(fenced=True), obs(S.GATEWAY_DOWN, local_up=True), cfg, NOW)
     assert d.actions == [] and "(1/2 checks)" in d.reason
-    d = decide(d.state, obs(S.HEALTHY, local_up=True), cfg, NOW + 1)
+    d = decide(d.state, obs(S.GATEWAY_DOWN, local_up=True), cfg, NOW + 1)
     assert kinds(d.actions) == ["GiveBack"] and d.state.role is Role.GIVING_BACK
-    assert d.reason == "giving back: primary healthy for 2 checks"
+    assert d.reason == "giving back: primary reachable for 2 checks"
 
 
 def test_failback_manual_never_gives_back_and_tells_once() -> None:

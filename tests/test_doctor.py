@@ -172,6 +172,7 @@ def test_groups_come_in_order_and_a_crash_stays_in_its_group(
         "rsync",
         "telegram",
         "schedule",
+        "witnesses",
     ]
     assert statuses(report, "telegram") == ["ok", "FAIL"]
     crashed = one(report, "telegram", "check crashed: RuntimeError")

@@ -80,6 +80,8 @@ KIND_MARKS = {
     "auth_failure": "ALERT: ",
     "two_gateways": "WARNING: ",
     "primary_back": "failback is manual",
+    "both_serving": "TWO BOTS - ",
+    "isolated": "did NOT take over",
 }
 PRE_MERGE = re.compile(r"while still serving: rows synced back: (\d+) inserted")
 FULL_CYCLE = ["taking_over", "failover", "giving_back", "primary"]
@@ -615,25 +617,28 @@ def test_flapping_primary_with_rise_2_does_not_ping_pong(rig: Rig) -> None:
     assert tick("failover").startswith("took over: primary refused for 1 check")
     gateway = sb.standby.gateway.pid()
     written = write_memories(sb, "standby", "flapping")
-    sb.power_restore()  # up: one healthy check is not enough
-    assert tick("failover") == "serving: primary healthy (1/2 checks)"
-    assert rig.state()["healthy_ticks"] == 1
+    # up: one healthy check is not enough to give back, but the primary's gateway (booted
+    # again) must not serve beside ours meanwhile: it is stopped (issue 10)
+    both = "primary healthy for 1 check while this standby's gateway also answers"
+    sb.power_restore()
+    assert tick("failover") == f"stopped the primary's gateway: {both}"
+    assert rig.state()["healthy_ticks"] == 1 and not sb.primary.answers()
     ssh_refused(sb)  # down again: the count starts over, and no second take-over
     assert tick("failover") == "no action: serving, primary still refused"
     assert rig.state()["healthy_ticks"] == 0
-    sb.power_restore()  # up
-    assert tick("failover") == "serving: primary healthy (1/2 checks)"
+    sb.power_restore()  # up, and its gateway booted again: stopped again
+    assert tick("failover") == f"stopped the primary's gateway: {both}"
     assert sb.standby.gateway.pid() == gateway  # served all along, never restarted
-    assert tick("primary") == "gave back: primary healthy for 2 checks"  # up, twice in a row
+    assert tick("primary") == "gave back: primary reachable for 2 checks"  # up, twice in a row
     assert rig.serving() == "primary"
     for _ in range(2):  # healthy: nothing more happens
         assert tick("primary") == "no action: primary healthy"
     assert rig.roles() == FULL_CYCLE, rig.story()
     actions = [e["action"] for e in rig.events("action")]
-    assert actions == ["TakeOver", "GiveBack"], rig.story()
+    assert actions == ["TakeOver", "Fence", "Fence", "GiveBack"], rig.story()
     st = rig.state()
     assert (st["takeovers"], st["givebacks"]) == (1, 1)
-    assert_notices(rig, took_over=1, gave_back=1)
+    assert_notices(rig, took_over=1, both_serving=1, gave_back=1)
     assert_synced_back(rig, written)
 
 

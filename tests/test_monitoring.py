@@ -43,6 +43,9 @@ DOCUMENTED = {
     "ocf_probe_status": "gauge",
     "ocf_probe_latency_seconds": "gauge",
     "ocf_consecutive_failed_checks": "gauge",
+    "ocf_consecutive_slow_checks": "gauge",
+    "ocf_witnesses_answered": "gauge",
+    "ocf_isolated": "gauge",
     "ocf_takeovers_total": "counter",
     "ocf_givebacks_total": "counter",
     "ocf_last_syncback_rows": "gauge",
@@ -61,6 +64,9 @@ def _busy_state() -> State:
         paused=True,
         paused_since=NOW - 60,
         failed_ticks=4,
+        slow_ticks=2,
+        isolated_since=NOW - 30,
+        last_witnesses={"answered": ["10.0.0.1:80"], "failed": [], "at": NOW},
         takeovers=3,
         givebacks=2,
         last_probe={"status": "unreachable", "latency": 5.012, "detail": "timed out", "at": NOW},
@@ -112,6 +118,8 @@ def test_textfile_parses_and_carries_every_documented_metric(tmp_path: Path) -> 
     assert {dict(k)["status"] for k in probes} >= {
         "healthy",
         "gateway_down",
+        "gateway_slow",
+        "slow",
         "unreachable",
         "refused",
         "auth_failed",
@@ -129,6 +137,9 @@ def test_textfile_parses_and_carries_every_documented_metric(tmp_path: Path) -> 
     assert one("ocf_last_tick_exit_status") == 1
     assert one("ocf_probe_latency_seconds") == pytest.approx(5.012)
     assert one("ocf_consecutive_failed_checks") == 4
+    assert one("ocf_consecutive_slow_checks") == 2
+    assert one("ocf_witnesses_answered") == 1
+    assert one("ocf_isolated") == 1
     assert one("ocf_takeovers_total") == 3
     assert one("ocf_givebacks_total") == 2
     assert one("ocf_last_syncback_rows") == 7

@@ -101,7 +101,18 @@ def _no_route() -> BaseException:
     )
 
 
-CLASSIFY_TABLE: list[tuple[str, Callable[[], BaseException], bool, ProbeStatus, str]] = [
+def _banner_error(cause: BaseException) -> Callable[[], BaseException]:
+    """paramiko's banner error, chained like Transport._check_banner raises it."""
+
+    def make() -> BaseException:
+        exc = SSHException("Error reading SSH protocol banner" + str(cause))
+        exc.__context__ = cause  # what `raise ... ` inside `except` records
+        return exc
+
+    return make
+
+
+CLASSIFY_TABLE: list[tuple[str, Callable[[], BaseException], bool | str, ProbeStatus, str]] = [
     ("novalid-refused", _refused, False, S.REFUSED, "connection refused by 127.0.0.77:2222"),
     ("novalid-noroute", _no_route, False, S.UNREACHABLE, "no route to 127.0.0.77:2222"),
     (
@@ -148,6 +159,20 @@ CLASSIFY_TABLE: list[tuple[str, Callable[[], BaseException], bool, ProbeStatus, 
         "sent no SSH banner within 5s",
     ),
     (
+        "banner-eof",
+        _banner_error(EOFError()),
+        False,
+        S.UNREACHABLE,
+        "127.0.0.77:2222 closed the connection before sending its SSH banner",
+    ),
+    (
+        "banner-timeout-chained",
+        _banner_error(TimeoutError()),
+        False,
+        S.UNREACHABLE,
+        "accepted the TCP connection but sent no SSH banner within 5s",
+    ),
+    (
         "banner-reset",
         lambda: SSHException(
             "Error reading SSH protocol banner[Errno 104] Connection reset by peer"
@@ -162,8 +187,16 @@ CLASSIFY_TABLE: list[tuple[str, Callable[[], BaseException], bool, ProbeStatus, 
         lambda: SSHException("No existing session"),
         False,
         S.UNREACHABLE,
-        "did not complete within 5s",
+        "accepted the TCP connection but sent no SSH banner within 5s",
     ),
+    (
+        "kex-timeout-after-banner",
+        lambda: SSHException("No existing session"),
+        "banner",
+        S.SLOW,
+        "did not complete within 5s (after the primary answered with its SSH banner)",
+    ),
+    ("eof-after-banner", EOFError, "banner", S.SLOW, "after the primary answered"),
     (
         "unknown-host",
         lambda: SSHException("Server '[127.0.0.77]:2222' not found in known_hosts"),
@@ -196,14 +229,14 @@ CLASSIFY_TABLE: list[tuple[str, Callable[[], BaseException], bool, ProbeStatus, 
         "auth-timeout",
         lambda: AuthenticationException("Authentication timeout."),
         True,
-        S.UNREACHABLE,
-        "timed out",
+        S.SLOW,
+        "timed out after 5s (the host key was verified: the primary answered)",
     ),
     (
         "auth-eof",
         lambda: AuthenticationException("Authentication failed: transport shut down or saw EOF"),
         True,
-        S.UNREACHABLE,
+        S.SLOW,
         "closed the connection during login",
     ),
     # paramiko reports a rejected RSA key as the last key class it tried to load
@@ -222,11 +255,14 @@ CLASSIFY_TABLE: list[tuple[str, Callable[[], BaseException], bool, ProbeStatus, 
 def test_classification_table(
     offline_cfg: Config,
     make_exc: Callable[[], BaseException],
-    after_kex: bool,
+    after_kex: bool | str,
     status: ProbeStatus,
     words: str,
 ) -> None:
-    err = classify_connect_error(make_exc(), offline_cfg, after_kex=after_kex)
+    """``after_kex`` "banner": the banner came, the key exchange did not finish."""
+    err = classify_connect_error(
+        make_exc(), offline_cfg, after_kex=after_kex is True, answered=bool(after_kex)
+    )
     assert err.status is status
     assert words in err.detail
     assert "\n" not in err.detail
@@ -519,7 +555,7 @@ CURL_TABLE: list[tuple[CommandResult, ProbeStatus, int | None, str]] = [
     (CommandResult(("curl",), 0, stdout="motd\n302"), S.HEALTHY, 302, "HTTP 302"),
     (CommandResult(("curl",), 0, stdout="502"), S.GATEWAY_DOWN, 502, "HTTP 502"),
     (CommandResult(("curl",), 7, stdout="000"), S.GATEWAY_DOWN, None, "connection refused"),
-    (CommandResult(("curl",), 28, stdout="000"), S.GATEWAY_DOWN, None, "within 3s"),
+    (CommandResult(("curl",), 28, stdout="000"), S.GATEWAY_SLOW, None, "within 3s"),
     (CommandResult(("curl",), 0, stdout="000"), S.GATEWAY_DOWN, None, "HTTP 000"),
     (CommandResult(("curl",), 18, stdout="200"), S.GATEWAY_DOWN, 200, "curl exit 18"),
     (
@@ -530,7 +566,7 @@ CURL_TABLE: list[tuple[CommandResult, ProbeStatus, int | None, str]] = [
     ),
     (CommandResult(("curl",), 1, stderr="curl: not found"), S.PROBE_ERROR, None, CURL_MISSING),
     (CommandResult(("curl",), 0, stdout="hello"), S.PROBE_ERROR, None, "no HTTP status"),
-    (CommandResult(("curl",), None, timed_out=True), S.GATEWAY_DOWN, None, "timed out"),
+    (CommandResult(("curl",), None, timed_out=True), S.GATEWAY_SLOW, None, "timed out"),
 ]
 
 
@@ -620,12 +656,13 @@ def test_gateway_port_closed_is_down(
 
 
 @integration
-def test_gateway_that_never_answers_is_down(
+def test_gateway_that_never_answers_is_slow_not_down(
     make_config: Callable[..., Config], hang_listener: HangListener
 ) -> None:
+    """A timeout on a working SSH session is "gateway_slow": never fenced, never `fall`."""
     url = f"http://127.0.0.1:{hang_listener.port}/"
     result = probe_primary(make_config(gateway=url, check={"probe_timeout": 0.5}), NO_MASK)
-    assert result.status is S.GATEWAY_DOWN
+    assert result.status is S.GATEWAY_SLOW
     assert "no HTTP answer within 0.5s" in result.detail
 
 
@@ -668,6 +705,60 @@ def test_ssh_that_hangs_is_unreachable(
     result = probe_primary(cfg, NO_MASK)
     assert result.status is S.UNREACHABLE, result
     assert str(hang_listener.port) in result.detail
+
+
+class _ScriptedSSH:
+    """A TCP port on 127.0.0.1 that sends ``greeting`` to each connection, then
+    closes it (``close``) or holds it open without another byte."""
+
+    def __init__(self, greeting: bytes, close: bool) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
+        self.held: list[socket.socket] = []
+        self._greeting, self._close = greeting, close
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            conn.sendall(self._greeting)
+            if self._close:
+                conn.close()
+            else:
+                self.held.append(conn)
+
+    def stop(self) -> None:
+        self._sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+@integration
+@pytest.mark.parametrize(
+    ("greeting", "close", "status", "words"),
+    [
+        # closed, or reset when our own banner was on its way: either way before its banner
+        (b"", True, S.UNREACHABLE, "the connection before sending its SSH banner"),
+        (b"", False, S.UNREACHABLE, "accepted the TCP connection but sent no SSH banner within 1s"),
+        (b"SSH-2.0-OpenSSH_9.2\r\n", False, S.SLOW, "after the primary answered"),
+    ],
+    ids=["closed-before-banner", "no-banner", "banner-then-silence"],
+)
+def test_never_answered_versus_answered_then_slow(
+    make_config: Callable[..., Config], greeting: bytes, close: bool, status: S, words: str
+) -> None:
+    """The messages say what happened: a closed connection is not "no banner within 1s"."""
+    server = _ScriptedSSH(greeting, close)
+    try:
+        cfg = make_config(server.port, primary={"ssh": {"connect_timeout": 1}})
+        result = probe_primary(cfg, NO_MASK)
+    finally:
+        server.stop()
+    assert result.status is status, result
+    assert words in result.detail and ("within" in result.detail) == (not close), result
 
 
 @integration

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from openclaw_failover import remote, safefs
 from openclaw_failover.config import Config
-from openclaw_failover.decide import Action, GiveBack, Outcome, RestartLocal, TakeOver
+from openclaw_failover.decide import Action, Fence, GiveBack, Outcome, RestartLocal, TakeOver
 from openclaw_failover.gateway import LocalGateway
 from openclaw_failover.model import CommandResult, ProbeResult, ProbeStatus
 from openclaw_failover.runner import Masker
@@ -70,6 +70,10 @@ class Actor:
         if isinstance(action, RestartLocal):
             out = self.local.start()
             return Outcome(ok=out.ok, detail=_last(out.steps), steps=list(out.steps))
+        if isinstance(action, Fence):
+            steps: list[str] = []
+            fenced = self._fence(steps)
+            return Outcome(ok=fenced, fenced=fenced, detail=_last(steps), steps=steps)
         raise TypeError(f"not an executable action: {action!r}")
 
     # ------------------------------------------------------------------ take over
@@ -157,6 +161,11 @@ class Actor:
         if pre.ok:
             final.absorb(pre)  # the notice counts both passes
         sync_ok, sync_summary = final.ok, final.summary()
+        if action.unfence and self.cfg.check.handoff_delay and not self.dry_run:
+            # Telegram may still hold our last long poll: let it expire before the
+            # primary's gateway polls, so neither gets a 409 Conflict.
+            steps.append(f"handoff delay: {self.cfg.check.handoff_delay:g}s")
+            self.sleep(self.cfg.check.handoff_delay)
         unfenced, detail = self._unfence(steps) if action.unfence else (False, "")
         if not action.unfence or unfenced:
             return Outcome(

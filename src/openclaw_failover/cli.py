@@ -131,6 +131,28 @@ def check(c: Context, dry_run: bool) -> None:
 
 
 @cli.command()
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=2.0,
+    show_default=True,
+    help="Seconds between checks.",
+)
+@_verbose_option
+@pass_ctx
+def watch(c: Context, interval: float) -> None:
+    """Check every INTERVAL seconds over one SSH connection kept open (a systemd service).
+
+    The same checks, state, lock, notices and metrics as `ocf check`; stops on SIGTERM.
+    """
+    from openclaw_failover.watch import run_watch
+
+    cfg = c.config()
+    c.setup_logging(cfg)
+    run_watch(cfg, c.environment.env, interval=interval)
+
+
+@cli.command()
 @click.option("--dry-run", "-n", is_flag=True, help="Show what would happen.")
 @_verbose_option
 @pass_ctx

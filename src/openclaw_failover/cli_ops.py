@@ -64,14 +64,16 @@ def history_cmd(c: Context, since: str, as_json: bool) -> None:
 @cli.command("install")
 @click.argument("kind", type=click.Choice(["cron", "systemd"]))
 @click.option("--dry-run", "-n", is_flag=True, help="Print the files and commands; write nothing.")
+@click.option("--watch", is_flag=True, help="systemd: a service running `ocf watch` instead.")
 @pass_ctx
-def install_cmd(c: Context, kind: str, dry_run: bool) -> None:
+def install_cmd(c: Context, kind: str, dry_run: bool, watch: bool) -> None:
     """Schedule `ocf check` (cron.d / crontab, or a systemd user timer) with this user's paths."""
     from openclaw_failover.install import install
 
     c.config(own_state_dir=False)  # a broken config is refused before anything is scheduled
     path = find_config(c.config_path, c.environment.env)
-    code = install(kind, config_path=path, dry_run=dry_run, env=c.environment.env, say=click.echo)
+    env = c.environment.env
+    code = install(kind, config_path=path, dry_run=dry_run, env=env, say=click.echo, watch=watch)
     if code:
         raise Failed(f"install {kind} failed", ExitStatus(code))
 

@@ -47,6 +47,10 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "two bots may poll Telegram. ocf did not start it; stop it. ({time})",
     "primary_back": "{primary} is reachable again; failback is manual: "
     "run 'ocf release' on {standby}. ({time})",
+    "both_serving": "TWO BOTS - {primary}'s gateway served again while {standby}'s still "
+    "answered; ocf stopped one of them. ({reason}; {time})",
+    "isolated": "{standby} was cut off and did NOT take over from {primary}: {reason}. "
+    "{detail} ({time})",
 }
 TEMPLATE_FIELDS = frozenset({"primary", "standby", "reason", "time", "detail"})
 
@@ -123,6 +127,11 @@ class CheckConfig:
     deadline: float = 100.0
     alert_interval: float = 3600.0
     interval: float = 120.0  # how often cron / the timer runs `ocf check` (status, doctor)
+    slow_fall: int = 5  # checks in a row without a healthy answer, any of them slow
+    witnesses: tuple[str, ...] = ()  # "host:port" (TCP connect) or http(s) URLs
+    witness_quorum: int = 0  # 0 = no witnesses configured
+    witness_timeout: float = 2.0
+    handoff_delay: float = 0.0  # seconds between stopping ours and restarting the primary's
 
 
 @dataclass(frozen=True)
@@ -284,6 +293,33 @@ SCHEMA: Schema = {
         "interval": Key(
             "number", "seconds between scheduled checks (cron/timer)", 120, minimum=1, maximum=86400
         ),
+        "slow_fall": Key(
+            "int",
+            "checks in a row where the primary answered but too slowly (or not at all) "
+            "before taking over; never fenced",
+            5,
+            minimum=2,
+            maximum=10000,
+        ),
+        "witnesses": Key(
+            "strlist", "host:port (TCP connect) or http(s) URLs this standby must reach", []
+        ),
+        "witness_quorum": Key(
+            "int",
+            "witnesses that must answer before a takeover (default 1)",
+            None,
+            minimum=1,
+            maximum=100,
+        ),
+        "witness_timeout": Key("number", "seconds per witness", 2, minimum=0.1, maximum=60),
+        "handoff_delay": Key(
+            "number",
+            "seconds between stopping this standby's gateway and restarting the primary's "
+            "(Telegram's long poll)",
+            0,
+            minimum=0,
+            maximum=600,
+        ),
     },
     "telegram": {
         "token": Key("str", "bot token, use ${VAR}", required=True, secret=True),
@@ -362,6 +398,32 @@ def _check_templates(v: Validator, messages: dict[str, Any] | None) -> None:
             v.err(f"messages.{name}", f"unknown field {{{unknown[0]}}} (allowed: {allowed})")
 
 
+def _check_witnesses(v: Validator, check: dict[str, Any]) -> None:
+    witnesses = check.get("witnesses") or ()
+    for i, witness in enumerate(witnesses):
+        problem = witness_problem(witness)
+        if problem:
+            v.err(f"check.witnesses[{i}]", problem)
+    quorum = check.get("witness_quorum")
+    if quorum is not None and not witnesses:
+        v.err("check.witness_quorum", "set, but check.witnesses is empty")
+    elif quorum is not None and quorum > len(witnesses):
+        v.err("check.witness_quorum", f"{quorum} is more than the {len(witnesses)} witnesses")
+
+
+def witness_problem(witness: str) -> str:
+    """Why ``witness`` is not ``host:port`` or an http(s) URL ('' when it is fine)."""
+    if "://" in witness:
+        parts = urlsplit(witness)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"expected host:port or an http(s) URL, got {witness!r}"
+        return ""
+    host, sep, port = witness.rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"expected host:port (port 1-65535) or an http(s) URL, got {witness!r}"
+    return ""
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -408,6 +470,7 @@ def parse_config(data: Any, source: str, env: Mapping[str, str]) -> Config:
     v = Validator(env, optional_sections=OPTIONAL_SECTIONS, not_built=NOT_BUILT)
     doc = v.section(SCHEMA, data if data is not None else {}, "")
     _check_templates(v, doc.get("messages"))
+    _check_witnesses(v, doc.get("check") or {})
     if v.problems:
         mask = Masker([*v.secrets, *_dsn_passwords(data)])
         raise ConfigError(source, [mask(p) for p in v.problems])
@@ -450,7 +513,7 @@ def _build(doc: dict[str, Any], source: str) -> Config:
             gateway=PrimaryGateway(**p["gateway"]),
         ),
         standby=StandbyConfig(name=s["name"], gateway=StandbyGateway(**s["gateway"])),
-        check=CheckConfig(**c),
+        check=_check_config(c),
         telegram=telegram,
         state_dir=doc["state_dir"],
         messages=messages,
@@ -463,6 +526,12 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         ),
         source=source,
     )
+
+
+def _check_config(c: dict[str, Any]) -> CheckConfig:
+    witnesses = tuple(c.pop("witnesses") or ())
+    quorum = c.pop("witness_quorum") or (1 if witnesses else 0)
+    return CheckConfig(**c, witnesses=witnesses, witness_quorum=quorum)
 
 
 def _database(d: dict[str, Any] | None) -> DatabaseConfig | None:

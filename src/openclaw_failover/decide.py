@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from openclaw_failover.config import Config
-from openclaw_failover.model import Observation, ProbeResult, ProbeStatus
+from openclaw_failover.model import Observation, ProbeResult, ProbeStatus, WitnessReport
 from openclaw_failover.state import Role, State
 
 TRANSITIONS: frozenset[tuple[Role, Role]] = frozenset(
@@ -60,6 +60,13 @@ class GiveBack:
 
 
 @dataclass(frozen=True)
+class Fence:
+    """Stop the primary's gateway while this standby keeps serving (two were serving)."""
+
+    why: str
+
+
+@dataclass(frozen=True)
 class RestartLocal:
     """Start the local gateway again while serving."""
 
@@ -73,7 +80,7 @@ class Notify:
     detail: str = ""
 
 
-Action = TakeOver | GiveBack | RestartLocal | Notify
+Action = TakeOver | GiveBack | RestartLocal | Fence | Notify
 
 
 @dataclass(frozen=True)
@@ -104,10 +111,16 @@ class Outcome:
 
 
 def should_retry(state: State | None, result: ProbeResult) -> bool:
-    """Retry a failed probe within the tick only where the verdict could start a takeover."""
-    if not result.status.is_failure:
+    """Retry a failed or slow probe within the tick only where the verdict could start a
+    takeover (a slow one with a longer budget: see tick.observe)."""
+    if not (result.status.is_failure or result.status.is_slow):
         return False
     return state is None or state.role in (Role.PRIMARY, Role.GIVING_BACK)
+
+
+def should_ask_witnesses(state: State | None, result: ProbeResult, cfg: Config) -> bool:
+    """Ask the witnesses only where this tick's verdict could start a takeover."""
+    return bool(cfg.check.witnesses) and should_retry(state, result)
 
 
 def reconcile(
@@ -202,7 +215,22 @@ def _primary_back(s: State, status: ProbeStatus, cfg: Config, now: float) -> boo
 
 
 def _can_fence(cfg: Config, status: ProbeStatus) -> bool:
-    return status.ssh_ok and cfg.primary.gateway.stop_command is not None
+    """Fence only on a clear answer over working SSH (the gateway refused, closed or
+    answered 5xx; or is healthy, for a manual takeover), never on a timeout."""
+    fenceable = (ProbeStatus.HEALTHY, ProbeStatus.GATEWAY_DOWN)
+    return status in fenceable and cfg.primary.gateway.stop_command is not None
+
+
+def _witness_line(w: WitnessReport | None, cfg: Config) -> str:
+    if w is None:
+        return f"the {len(cfg.check.witnesses)} witnesses were not asked"
+    return f"{len(w.answered)}/{w.total} witnesses answer"
+
+
+def _isolated(w: WitnessReport | None, cfg: Config) -> bool:
+    if not cfg.check.witnesses:
+        return False
+    return w is None or len(w.answered) < cfg.check.witness_quorum
 
 
 # --------------------------------------------------------------------------- decide
@@ -218,6 +246,8 @@ def decide(
     """
     result = obs.final
     s = replace(state, last_probe=_probe_record(result, now), last_tick_at=now)
+    if obs.witnesses is not None:
+        s = replace(s, last_witnesses={**obs.witnesses.to_json(), "at": now})
     if request == "takeover":
         return _manual_takeover(s, result, cfg, now)
     if request == "release":
@@ -256,8 +286,8 @@ def _cannot_check(s: State, obs: Observation, cfg: Config, now: float) -> Decisi
 def _in_primary(s: State, obs: Observation, cfg: Config, now: float) -> Decision:
     r = obs.final
     if r.status is not ProbeStatus.HEALTHY:
-        return _count_failure(s, r, cfg, now, waiting="primary")
-    s = replace(s, failed_ticks=0)
+        return _count_failure(s, obs, cfg, now, waiting="primary")
+    s = replace(s, failed_ticks=0, slow_ticks=0, isolated_since=None)
     if obs.local_up:
         s, actions = _alert(s, "two_gateways", cfg, now)
         return Decision(
@@ -269,16 +299,39 @@ def _in_primary(s: State, obs: Observation, cfg: Config, now: float) -> Decision
     return Decision(s, [], "no action: primary healthy")
 
 
-def _count_failure(s: State, r: ProbeResult, cfg: Config, now: float, waiting: str) -> Decision:
-    n = s.failed_ticks + 1
-    s = replace(s, failed_ticks=n, healthy_ticks=0)
-    if n < cfg.check.fall:
-        return Decision(
-            s, [], f"{waiting}: primary {r.status} ({n}/{cfg.check.fall} failed checks)"
-        )
+def _count_failure(s: State, obs: Observation, cfg: Config, now: float, waiting: str) -> Decision:
+    """Never-answered / refused checks count towards ``fall``; a slow one (the primary
+    answered, then a step timed out) resets that count and starts the longer
+    ``slow_fall`` count, which every later check without a healthy answer extends."""
+    r = obs.final
+    failed = s.failed_ticks + 1 if r.status.is_failure else 0
+    slow = s.slow_ticks + 1 if (r.status.is_slow or s.slow_ticks) else 0
+    s = replace(s, failed_ticks=failed, slow_ticks=slow, healthy_ticks=0)
+    c = cfg.check
+    if failed < c.fall and (slow == 0 or slow < c.slow_fall):
+        if r.status.is_slow:
+            count = f"{slow}/{c.slow_fall} slow checks, not counted towards fall"
+        else:
+            count = f"{failed}/{c.fall} failed checks"
+        return Decision(s, [], f"{waiting}: primary {r.status} ({count})")
+    n = failed if failed >= c.fall else slow
     why = f"primary {r.status} for {_checks(n)} ({r.detail})"
-    s = _enter(s, Role.TAKING_OVER, now)
+    if _isolated(obs.witnesses, cfg):
+        return _stay_isolated(s, obs, cfg, now, why)
+    s = replace(_enter(s, Role.TAKING_OVER, now), isolated_since=None)
     return Decision(s, [TakeOver(fence=_can_fence(cfg, r.status), why=why)], f"taking over: {why}")
+
+
+def _stay_isolated(s: State, obs: Observation, cfg: Config, now: float, why: str) -> Decision:
+    """Too few witnesses answer: the fault may be ours, so a takeover could run two bots.
+    One notice per isolation; it waits in the outbox until Telegram is reachable again."""
+    line = f"this standby is isolated: {_witness_line(obs.witnesses, cfg)}"
+    actions: list[Action] = []
+    if s.isolated_since is None:
+        s = replace(s, isolated_since=now)
+        failed = "; ".join(f"{w}: {e}" for w, e in (obs.witnesses.failed if obs.witnesses else ()))
+        actions.append(Notify("isolated", reason=line, detail=f"{why}. {failed}".strip()))
+    return Decision(s, actions, f"not taking over: {line} ({why})")
 
 
 def _in_taking_over(s: State, obs: Observation, cfg: Config, now: float) -> Decision:
@@ -304,8 +357,10 @@ def _in_failover(s: State, obs: Observation, cfg: Config, now: float) -> Decisio
             )
         return Decision(s, [], f"no action: serving, primary still {r.status}")
     n = s.healthy_ticks + 1
-    s = replace(s, healthy_ticks=n, failed_ticks=0)
+    s = replace(s, healthy_ticks=n, failed_ticks=0, slow_ticks=0)
     back = "healthy" if r.status is ProbeStatus.HEALTHY else "reachable"
+    if r.status is ProbeStatus.HEALTHY and obs.local_up is True:
+        return _two_serving(s, cfg, now, n)
     if n < cfg.check.rise:
         return Decision(s, [], f"serving: primary {back} ({n}/{cfg.check.rise} checks)")
     if s.manual_hold or cfg.check.failback == "manual":
@@ -319,12 +374,37 @@ def _in_failover(s: State, obs: Observation, cfg: Config, now: float) -> Decisio
     return Decision(s, [GiveBack(unfence=s.fenced, why=why)], f"giving back: {why}")
 
 
+def _two_serving(s: State, cfg: Config, now: float, n: int) -> Decision:
+    """The primary's gateway serves (it came back by itself after a partition) while
+    ours still answers: two bots poll Telegram.  Never leave both running after a check
+    that reached the primary.  While we keep serving (``rise`` not reached, or failback
+    manual) the primary's gateway is stopped when ``stop_command`` allows, and given back
+    later in order (ours stopped first); otherwise ours stops now by giving back.
+    The notice goes out once per ``alert_interval``."""
+    why = f"primary healthy for {_checks(n)} while this standby's gateway also answers"
+    keep = s.manual_hold or cfg.check.failback == "manual" or n < cfg.check.rise
+    if keep and _can_fence(cfg, ProbeStatus.HEALTHY):
+        s, notes = _alert(s, "both_serving", cfg, now, reason=why)
+        until = "'ocf release'" if n >= cfg.check.rise else f"{n}/{cfg.check.rise} checks"
+        return Decision(
+            s, [*notes, Fence(why=why)], f"two gateways: stopping the primary's ({until}): {why}"
+        )
+    early: list[Action] = []
+    if keep:  # giving back earlier than configured: say so
+        s, early = _alert(s, "both_serving", cfg, now, reason=why)
+        why = f"{why} (two bots)"
+    else:  # the ordinary give-back: the primary's gateway is back by itself
+        why = f"primary healthy for {_checks(n)}"
+    s = replace(_enter(s, Role.GIVING_BACK, now), manual_hold=False)
+    return Decision(s, [*early, GiveBack(unfence=False, why=why)], f"giving back: {why}")
+
+
 def _in_giving_back(s: State, obs: Observation, cfg: Config, now: float) -> Decision:
     r = obs.final
     if _primary_back(s, r.status, cfg, now):
         why = f"primary {r.status}"
         return Decision(s, [GiveBack(unfence=s.fenced, why=why)], f"retrying give-back: {why}")
-    return _count_failure(s, r, cfg, now, waiting="give-back pending")
+    return _count_failure(s, obs, cfg, now, waiting="give-back pending")
 
 
 def _manual_takeover(s: State, r: ProbeResult, cfg: Config, now: float) -> Decision:
@@ -338,7 +418,8 @@ def _manual_takeover(s: State, r: ProbeResult, cfg: Config, now: float) -> Decis
             "could run two gateways",
             refused=True,
         )
-    fence = _can_fence(cfg, r.status)
+    # The user's explicit word: a slow gateway over working SSH may be stopped too.
+    fence = r.status.ssh_ok and cfg.primary.gateway.stop_command is not None
     if r.status is ProbeStatus.HEALTHY and not fence:
         return Decision(
             s,
@@ -380,6 +461,10 @@ def settle(
         return _settle_takeover(state, action, outcome, cfg, now)
     if isinstance(action, GiveBack):
         return _settle_giveback(state, action, outcome, cfg, now)
+    if isinstance(action, Fence):
+        if outcome.ok:
+            return replace(state, fenced=True), [], f"stopped the primary's gateway: {action.why}"
+        return state, [], f"could not stop the primary's gateway: {outcome.detail}"
     if isinstance(action, RestartLocal):
         if outcome.ok:
             return state, [], "restarted the local gateway"

@@ -229,6 +229,7 @@ def groups(ctx: DoctorContext) -> list[tuple[str, GroupFn, float]]:
         doctor_ssh,
         doctor_telegram,
         doctor_version,
+        witness,
     )
 
     cfg = ctx.cfg
@@ -244,6 +245,7 @@ def groups(ctx: DoctorContext) -> list[tuple[str, GroupFn, float]]:
         ("rsync", doctor_ssh.check_rsync, ssh_budget + 5),
         ("telegram", doctor_telegram.check_telegram, tg_budget),
         ("schedule", doctor_local.check_schedule, 4 * doctor_local.LOCAL_TIMEOUT + 2),
+        ("witnesses", witness.doctor_witnesses, cfg.check.witness_timeout + 3),
     ]
 
 

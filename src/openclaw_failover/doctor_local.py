@@ -30,6 +30,7 @@ LOCAL_TIMEOUT = 5.0  # seconds for one local command (systemctl, crontab)
 CRON_PATH = "/usr/bin:/bin"  # cron's PATH when the crontab sets none
 CRON_FILES: tuple[str, ...] = ("/etc/crontab", "/etc/cron.d/*")  # globs
 TIMER = "openclaw-failover.timer"
+WATCH = "openclaw-failover-watch.service"  # `ocf install systemd --watch`
 OCF_CHECK = re.compile(r"(?:\bocf|\bopenclaw_failover)\b[^#\n]*\bcheck\b")
 _SCHEDULE_FIX = (
     "ocf install cron (as root: /etc/cron.d/openclaw-failover; else your crontab), or "
@@ -131,6 +132,14 @@ class Timer:
 
 
 def check_schedule(ctx: DoctorContext, out: Sink) -> None:
+    if (user_unit_dir(ctx.env) / WATCH).is_file():
+        watch = systemd_timer(ctx, WATCH)
+        if watch is not None and watch.enabled.startswith("enabled") and watch.active == "active":
+            out.ok(f"systemd user service {WATCH} (ocf watch) is enabled and active")
+            last_tick(ctx, out)
+            return
+        state = f"{watch.enabled}, {watch.active}" if watch else "unknown to systemctl --user"
+        out.warn(f"{WATCH} is installed but {state}", f"systemctl --user enable --now {WATCH}")
     entries = cron_entries(ctx)
     timer = systemd_timer(ctx)
     enabled = timer is not None and timer.enabled.startswith("enabled")
@@ -193,21 +202,24 @@ def _runs_ocf_check(text: str) -> bool:
     return any(OCF_CHECK.search(ln) for ln in lines if ln and not ln.startswith("#"))
 
 
-def systemd_timer(ctx: DoctorContext) -> Timer | None:
-    """The timer's state, or None when systemctl is missing or the user manager is unreachable."""
+def systemd_timer(ctx: DoctorContext, unit: str = TIMER) -> Timer | None:
+    """The timer's (or ``unit``'s) state, or None when systemctl is missing or the user
+    manager is unreachable."""
     env = runner.user_session_env(ctx.env)
     program = shutil.which("systemctl", path=env.get("PATH") or os.defpath)
     if program is None:
         return None
-    enabled = _first_word(_systemctl(ctx, env, program, "is-enabled"))
+    enabled = _first_word(_systemctl(ctx, env, program, "is-enabled", unit))
     if enabled is None:
         return None
-    active = _first_word(_systemctl(ctx, env, program, "is-active")) or ""
+    active = _first_word(_systemctl(ctx, env, program, "is-active", unit)) or ""
     return Timer(enabled, active)
 
 
-def _systemctl(ctx: DoctorContext, env: dict[str, str], program: str, verb: str) -> CommandResult:
-    argv = [program, "--user", verb, TIMER]
+def _systemctl(
+    ctx: DoctorContext, env: dict[str, str], program: str, verb: str, unit: str = TIMER
+) -> CommandResult:
+    argv = [program, "--user", verb, unit]
     return runner.run(argv, timeout=LOCAL_TIMEOUT, mask=ctx.mask, env=env)
 
 

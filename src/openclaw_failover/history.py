@@ -137,6 +137,8 @@ def _detail(e: Mapping[str, Any], settled: set[str]) -> str:
             text += f" (kept as {e['kept_as']})"
     elif kind == "deadline":
         text = str(e.get("reason", ""))
+    elif kind == "probe":
+        text = f"{e.get('was', '?')} -> {e.get('status', '?')}: {e.get('detail', '')}"
     else:
         extra = {k: v for k, v in e.items() if k not in ("ts", "at", "type")}
         text = json.dumps(extra, sort_keys=True, default=str) if extra else ""

@@ -87,6 +87,7 @@ def install(
     user: str | None = None,
     command: Sequence[str] | None = None,
     cron_d: Path = CRON_D,
+    watch: bool = False,
 ) -> int:
     """Install the schedule; 0 done, 1 failed, 2 usage error.  Says what it does.
 
@@ -97,6 +98,10 @@ def install(
     try:
         if kind not in ("cron", "systemd"):
             raise InstallError(f"unknown kind {kind!r}: use cron or systemd", 2)
+        if watch and kind != "systemd":
+            raise InstallError(
+                "--watch installs a systemd service: `ocf install systemd --watch`", 2
+            )
         if kind == "systemd" and root:
             raise InstallError(
                 "the systemd units are user units: run `ocf install systemd` as the user "
@@ -120,7 +125,7 @@ def install(
         for warning in target.warnings:
             say(f"warning: {warning}")
         if kind == "systemd":
-            _install_systemd(target, dry_run=dry_run, env=env, say=say, run=run)
+            _install_systemd(target, dry_run=dry_run, env=env, say=say, run=run, watch=watch)
         elif root:
             _install_cron_d(target, cron_d, dry_run=dry_run, say=say)
         else:
@@ -371,8 +376,8 @@ def unit_path(path: Path, *, exec_line: bool = False) -> str:
     return _unit_word(str(path), exec_line=exec_line)
 
 
-def exec_start(command: Sequence[str], config: Path) -> str:
-    words = [*command, "--config", str(config), "check"]
+def exec_start(command: Sequence[str], config: Path, verb: str = "check") -> str:
+    words = [*command, "--config", str(config), verb]
     return " ".join(_unit_word(a, exec_line=True) for a in words)
 
 
@@ -380,26 +385,43 @@ def exec_start(command: Sequence[str], config: Path) -> str:
 
 
 def _install_systemd(
-    target: Target, *, dry_run: bool, env: Mapping[str, str], say: Say, run: Run
+    target: Target, *, dry_run: bool, env: Mapping[str, str], say: Say, run: Run, watch: bool
 ) -> None:
     base = env.get("XDG_CONFIG_HOME") or str(target.home / ".config")
     unit_dir = Path(base) / "systemd" / "user"
     interval = schedule_seconds(target.interval)
-    files = {
-        unit_dir / f"{NAME}.service": service_unit(
-            exec_start=exec_start(target.command, target.config),
-            env_file="-" + unit_path(target.env_file),
-            state_dir=unit_path(target.state_dir),
-            mkdir_dir=unit_path(target.state_dir, exec_line=True),
-            writable=[unit_path(p) for p in target.writable],
-            timeout=timeout_start(target.interval),
-            gateway_dir="-" + unit_path(target.home / ".openclaw"),
-        ),
-        unit_dir / f"{NAME}.timer": timer_unit(interval),
-    }
+    if watch:
+        from openclaw_failover.watch import watch_unit
+
+        files = {
+            unit_dir / f"{NAME}-watch.service": watch_unit(
+                exec_start=exec_start(target.command, target.config, "watch"),
+                env_file="-" + unit_path(target.env_file),
+                state_dir=unit_path(target.state_dir),
+                mkdir_dir=unit_path(target.state_dir, exec_line=True),
+                writable=[unit_path(p) for p in target.writable],
+                stop_timeout=round(target.deadline) + 10,
+                gateway_dir="-" + unit_path(target.home / ".openclaw"),
+            )
+        }
+        unit, what = f"{NAME}-watch.service", "`ocf watch` (checks every 2 s)"
+    else:
+        files = {
+            unit_dir / f"{NAME}.service": service_unit(
+                exec_start=exec_start(target.command, target.config),
+                env_file="-" + unit_path(target.env_file),
+                state_dir=unit_path(target.state_dir),
+                mkdir_dir=unit_path(target.state_dir, exec_line=True),
+                writable=[unit_path(p) for p in target.writable],
+                timeout=timeout_start(target.interval),
+                gateway_dir="-" + unit_path(target.home / ".openclaw"),
+            ),
+            unit_dir / f"{NAME}.timer": timer_unit(interval),
+        }
+        unit, what = f"{NAME}.timer", f"`ocf check` every {interval} s"
     commands = [
         ["systemctl", "--user", "daemon-reload"],
-        ["systemctl", "--user", "enable", "--now", f"{NAME}.timer"],
+        ["systemctl", "--user", "enable", "--now", unit],
     ]
     _make_state_dir(target, dry_run=dry_run, say=say, chown=False)
     for path, text in files.items():
@@ -419,7 +441,7 @@ def _install_systemd(
             )
         say(f"ran: {shlex.join(argv)}")
     done = "would schedule" if dry_run else "scheduled"
-    say(f"{done}: `ocf check` every {interval} s as {target.user} (systemd user timer)")
+    say(f"{done}: {what} as {target.user} ({unit})")
     say(f"keep it running while you are logged out: loginctl enable-linger {target.user}")
     say(f"watch it: systemctl --user list-timers {NAME}.timer; journalctl --user -u {NAME}")
 

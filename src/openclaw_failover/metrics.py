@@ -51,6 +51,12 @@ METRICS: dict[str, tuple[str, str]] = {
     "ocf_probe_status": ("gauge", "1 for the result of the last probe of the primary, 0 else."),
     "ocf_probe_latency_seconds": ("gauge", "How long the last probe of the primary took."),
     "ocf_consecutive_failed_checks": ("gauge", "Consecutive checks that found the primary down."),
+    "ocf_consecutive_slow_checks": (
+        "gauge",
+        "Consecutive unhealthy checks since the primary answered too slowly (check.slow_fall).",
+    ),
+    "ocf_witnesses_answered": ("gauge", "Witnesses that answered when last asked."),
+    "ocf_isolated": ("gauge", "1 while too few witnesses answer: no takeover."),
     "ocf_takeovers_total": ("counter", "Takeovers since the state file was created."),
     "ocf_givebacks_total": ("counter", "Give-backs since the state file was created."),
     "ocf_last_syncback_rows": (
@@ -133,6 +139,13 @@ def render(
     latency = probe.get("latency")
     out.family("ocf_probe_latency_seconds", [({}, latency)] if _is_number(latency) else [])
     out.family("ocf_consecutive_failed_checks", [({}, state.failed_ticks)])
+    out.family("ocf_consecutive_slow_checks", [({}, state.slow_ticks)])
+    answered = (state.last_witnesses or {}).get("answered")
+    seen: list[tuple[dict[str, str], Any]] = (
+        [({}, len(answered))] if isinstance(answered, list) else []
+    )
+    out.family("ocf_witnesses_answered", seen)
+    out.family("ocf_isolated", [({}, 1 if state.isolated_since is not None else 0)])
     out.family("ocf_takeovers_total", [({}, state.takeovers)])
     out.family("ocf_givebacks_total", [({}, state.givebacks)])
     at, rows = last_syncback if last_syncback else (None, None)

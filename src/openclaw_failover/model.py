@@ -10,21 +10,33 @@ class ProbeStatus(enum.StrEnum):
     """How one probe of the primary ended."""
 
     HEALTHY = "healthy"  # the gateway answered with an HTTP status below 500
-    GATEWAY_DOWN = "gateway_down"  # SSH works, the gateway does not answer or answers 5xx
-    UNREACHABLE = "unreachable"  # timeout, no route, SSH banner never came
+    GATEWAY_DOWN = "gateway_down"  # SSH works; the gateway refused, closed, or answered 5xx
+    GATEWAY_SLOW = "gateway_slow"  # SSH works; the gateway's channel or answer timed out
+    UNREACHABLE = "unreachable"  # never answered: no route, connect timeout, no SSH banner
+    SLOW = "slow"  # answered (banner came / host key verified), then a later step timed out
     REFUSED = "refused"  # the SSH port is closed
     AUTH_FAILED = "auth_failed"  # key rejected, host key unknown or changed
     PROBE_ERROR = "probe_error"  # cannot probe (forwarding refused and no curl): never fails over
 
     @property
     def is_failure(self) -> bool:
-        """A result that counts towards failing over."""
+        """Never answered or refused: counts towards ``check.fall``."""
         return self in (ProbeStatus.GATEWAY_DOWN, ProbeStatus.UNREACHABLE, ProbeStatus.REFUSED)
+
+    @property
+    def is_slow(self) -> bool:
+        """Answered, then too slow: counts only towards the longer ``check.slow_fall``."""
+        return self in (ProbeStatus.SLOW, ProbeStatus.GATEWAY_SLOW)
 
     @property
     def ssh_ok(self) -> bool:
         """SSH reached and authenticated to the primary."""
-        return self in (ProbeStatus.HEALTHY, ProbeStatus.GATEWAY_DOWN, ProbeStatus.PROBE_ERROR)
+        return self in (
+            ProbeStatus.HEALTHY,
+            ProbeStatus.GATEWAY_DOWN,
+            ProbeStatus.GATEWAY_SLOW,
+            ProbeStatus.PROBE_ERROR,
+        )
 
 
 @dataclass(frozen=True)
@@ -39,11 +51,31 @@ class ProbeResult:
 
 
 @dataclass(frozen=True)
+class WitnessReport:
+    """Which of ``check.witnesses`` this standby could reach (an observation, no verdict)."""
+
+    answered: tuple[str, ...]
+    failed: tuple[tuple[str, str], ...] = ()  # (witness, why), masked
+
+    @property
+    def total(self) -> int:
+        return len(self.answered) + len(self.failed)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "answered": list(self.answered),
+            "failed": [{"witness": w, "why": why} for w, why in self.failed],
+        }
+
+
+@dataclass(frozen=True)
 class Observation:
-    """What one tick saw: every probe attempt, and whether the local gateway answers."""
+    """What one tick saw: every probe attempt, whether the local gateway answers, and
+    (only when the primary was not healthy) which witnesses answered."""
 
     attempts: tuple[ProbeResult, ...]
     local_up: bool | None = None  # None = not looked at this tick
+    witnesses: WitnessReport | None = None  # None = not looked at (or none configured)
 
     @property
     def final(self) -> ProbeResult:

@@ -6,8 +6,10 @@ the TCP connection to the health URL for us, nothing runs on the primary), and
 when the primary's sshd forbids forwarding, by running ``curl`` there.
 
 Any HTTP answer below 500 means the gateway is alive (a 404 included).  The
-result is classified so the caller can tell "the gateway is down" from "the
-whole host is gone" from "we cannot even check" (the latter never fails over).
+result is classified so the caller can tell "the gateway refused / is down" from
+"the gateway was slow" (a timeout: never fenced, counted only towards the longer
+``check.slow_fall``) from "the whole host is gone" from "we cannot even check"
+(the latter never fails over).
 Imports stay light: no telegram, database or requests modules on this path.
 """
 
@@ -41,6 +43,8 @@ _CURL_REASONS = {
     52: "{target} closed the connection without answering",
     56: "connection to {target} was reset",
 }
+_DOWN = ProbeStatus.GATEWAY_DOWN
+_CURL_SLOW = 28  # curl: operation timed out
 _CURL_MARGIN = 5.0  # seconds the SSH exec may take beyond curl's own --max-time
 
 
@@ -70,13 +74,36 @@ def probe_primary(cfg: Config, mask: Masker) -> ProbeResult:
         outcome = _Outcome(ProbeStatus.PROBE_ERROR, f"probe failed: {remote.describe(exc)}")
     else:
         try:
-            outcome = _probe_connected(cfg, client, mask)
-        except Exception as exc:
-            log.debug("probe failed unexpectedly", exc_info=True)
-            outcome = _Outcome(ProbeStatus.PROBE_ERROR, f"probe failed: {remote.describe(exc)}")
+            return probe_over(cfg, client, mask, start)
         finally:
             with contextlib.suppress(Exception):
                 client.close()
+    return _result(outcome, start, mask)
+
+
+def probe_over(
+    cfg: Config, client: paramiko.SSHClient, mask: Masker, start: float, prefix: str = ""
+) -> ProbeResult:
+    """Probe the gateway over an already open SSH connection (``ocf watch`` keeps one);
+    never raises.  ``prefix`` goes before the detail."""
+    try:
+        outcome = _probe_connected(cfg, client, mask)
+    except Exception as exc:
+        log.debug("probe failed unexpectedly", exc_info=True)
+        outcome = _Outcome(ProbeStatus.PROBE_ERROR, f"probe failed: {remote.describe(exc)}")
+    if prefix:
+        outcome = _Outcome(
+            outcome.status, prefix + outcome.detail, outcome.method, outcome.http_status
+        )
+    return _result(outcome, start, mask)
+
+
+def result_of(status: ProbeStatus, detail: str, start: float, mask: Masker) -> ProbeResult:
+    """A ProbeResult for an outcome found outside this module (a failed reconnect)."""
+    return _result(_Outcome(status, detail), start, mask)
+
+
+def _result(outcome: _Outcome, start: float, mask: Masker) -> ProbeResult:
     result = ProbeResult(
         status=outcome.status,
         latency=time.monotonic() - start,
@@ -116,6 +143,9 @@ def _probe_direct(cfg: Config, client: paramiko.SSHClient) -> _Outcome:
     except (SSHException, OSError, EOFError) as exc:
         if not transport.is_active():
             return _lost(cfg)
+        if isinstance(exc, TimeoutError) or "timeout" in str(exc).lower():
+            why = f"sshd did not open a channel to {target} within {timeout:g}s"
+            return _Outcome(ProbeStatus.GATEWAY_SLOW, why, DIRECT)
         why = f"cannot open a channel to {target}: {remote.describe(exc)}"
         return _Outcome(ProbeStatus.GATEWAY_DOWN, why, DIRECT)
     try:
@@ -124,7 +154,8 @@ def _probe_direct(cfg: Config, client: paramiko.SSHClient) -> _Outcome:
         if not transport.is_active():
             return _lost(cfg)
         why = _http_failure(exc, timeout)
-        return _Outcome(ProbeStatus.GATEWAY_DOWN, f"{why} from {target} via {DIRECT}", DIRECT)
+        verdict = ProbeStatus.GATEWAY_SLOW if isinstance(exc, TimeoutError) else _DOWN
+        return _Outcome(verdict, f"{why} from {target} via {DIRECT}", DIRECT)
     finally:
         chan.close()
     verdict = ProbeStatus.HEALTHY if is_alive(status) else ProbeStatus.GATEWAY_DOWN
@@ -178,7 +209,7 @@ def _interpret_curl(
     if result.error:
         return _Outcome(ProbeStatus.PROBE_ERROR, f"cannot run curl on the primary: {result.error}")
     if result.timed_out:
-        return _Outcome(ProbeStatus.GATEWAY_DOWN, "curl on the primary timed out", CURL)
+        return _Outcome(ProbeStatus.GATEWAY_SLOW, "curl on the primary timed out", CURL)
     missing = result.returncode in (126, 127) or (
         result.returncode != 0 and "not found" in result.stderr.lower()
     )
@@ -197,6 +228,7 @@ def _interpret_curl(
             if reason
             else f"curl exit {result.returncode}, HTTP {code:03d} from {target}"
         )
-        return _Outcome(ProbeStatus.GATEWAY_DOWN, f"{text} via curl", CURL, code or None)
+        verdict = ProbeStatus.GATEWAY_SLOW if result.returncode == _CURL_SLOW else _DOWN
+        return _Outcome(verdict, f"{text} via curl", CURL, code or None)
     verdict = ProbeStatus.HEALTHY if is_alive(code) else ProbeStatus.GATEWAY_DOWN
     return _Outcome(verdict, f"HTTP {code} via curl", CURL, code)

@@ -51,6 +51,7 @@ _POLL = 0.02  # seconds between looks at a running command's channel
 _AUTH = ProbeStatus.AUTH_FAILED
 _UNREACHABLE = ProbeStatus.UNREACHABLE
 _REFUSED = ProbeStatus.REFUSED
+_SLOW = ProbeStatus.SLOW
 _PASSPHRASE = "key file {} is protected by a passphrase; ocf needs an unencrypted key"
 _KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 
@@ -124,8 +125,9 @@ def connect(cfg: Config) -> paramiko.SSHClient:
     except Exception as exc:
         transport = client.get_transport()
         after_kex = bool(transport is not None and transport.initial_kex_done)
+        answered = bool(transport is not None and getattr(transport, "remote_version", ""))
         client.close()
-        err = classify_connect_error(exc, cfg, after_kex=after_kex)
+        err = classify_connect_error(exc, cfg, after_kex=after_kex, answered=answered)
         log.debug("ssh to %s failed: %s: %s", endpoint(cfg), type(exc).__name__, mask(str(exc)))
         raise RemoteError(err.status, mask(err.detail)) from None
     return client
@@ -157,17 +159,26 @@ def check_key_file(path: Path) -> paramiko.PKey:
     raise RemoteError(_AUTH, f"key file {path} is not a usable private key ({problem})")
 
 
-def classify_connect_error(exc: BaseException, cfg: Config, *, after_kex: bool) -> RemoteError:
+def classify_connect_error(
+    exc: BaseException, cfg: Config, *, after_kex: bool, answered: bool = False
+) -> RemoteError:
     """Map an exception from ``SSHClient.connect`` to a :class:`RemoteError`.
 
     ``after_kex`` tells whether the key exchange had completed, i.e. whether
     the failure happened while authenticating (a misconfiguration) rather than
-    while reaching the host.
+    while reaching the host.  ``answered``: the primary's SSH banner arrived.  A
+    primary that answered and then failed to finish in time is SLOW, never
+    UNREACHABLE: UNREACHABLE means it never answered at all.
     """
+    answered = answered or after_kex
+    if not answered and str(exc) in ("No existing session", "Negotiation failed."):
+        timeout = cfg.primary.ssh.connect_timeout
+        why = f"accepted the TCP connection but sent no SSH banner within {timeout:g}s"
+        return RemoteError(_UNREACHABLE, f"{endpoint(cfg)} {why}")
     for handler in (_host_key_error, _auth_error, _socket_error, _handshake_error):
         err = handler(exc, cfg)
         if err is not None:
-            return err
+            return _answered(err) if answered else err
     where = endpoint(cfg)
     if after_kex and isinstance(exc, SSHException):
         # The key file loaded fine (check_key_file), so an SSH error while logging in
@@ -177,7 +188,15 @@ def classify_connect_error(exc: BaseException, cfg: Config, *, after_kex: bool) 
         return RemoteError(_AUTH, f"key rejected: {ssh.user}@{where} did not accept {ssh.key_file}")
     if after_kex:
         return RemoteError(_AUTH, f"SSH login to {where} failed: {describe(exc)}")
-    return RemoteError(_UNREACHABLE, f"SSH handshake with {where} failed: {describe(exc)}")
+    err = RemoteError(_UNREACHABLE, f"SSH handshake with {where} failed: {describe(exc)}")
+    return _answered(err) if answered else err
+
+
+def _answered(err: RemoteError) -> RemoteError:
+    """The primary sent its SSH banner: a later failure to reach it is "slow", not "gone"."""
+    if err.status is not _UNREACHABLE:
+        return err
+    return RemoteError(_SLOW, f"{err.detail} (after the primary answered with its SSH banner)")
 
 
 def _host_key_error(exc: BaseException, cfg: Config) -> RemoteError | None:
@@ -208,11 +227,12 @@ def _auth_error(exc: BaseException, cfg: Config) -> RemoteError | None:
     text = str(exc)
     if "timeout" in text.lower():
         return RemoteError(
-            _UNREACHABLE,
-            f"SSH authentication to {who} timed out after {ssh.connect_timeout:g}s",
+            _SLOW,
+            f"SSH authentication to {who} timed out after {ssh.connect_timeout:g}s "
+            "(the host key was verified: the primary answered)",
         )
     if "transport shut down or saw EOF" in text:
-        return RemoteError(_UNREACHABLE, f"{endpoint(cfg)} closed the connection during login")
+        return RemoteError(_SLOW, f"{endpoint(cfg)} closed the connection during login")
     allowed = ""
     if isinstance(exc, BadAuthenticationType) and exc.allowed_types:
         allowed = f" (it allows only: {', '.join(exc.allowed_types)})"
@@ -253,13 +273,18 @@ def _handshake_error(exc: BaseException, cfg: Config) -> RemoteError | None:
     if not isinstance(exc, SSHException):
         return None
     if "Error reading SSH protocol banner" in text:
+        # paramiko drops the cause from the message ("Error reading SSH protocol
+        # banner" for EOF and for a timeout alike); the chained exception keeps it.
+        cause = exc.__cause__ or exc.__context__
         lowered = text.lower()
-        if "reset" in lowered:
+        if isinstance(cause, ConnectionResetError) or "reset" in lowered:
             why = "reset the connection before sending its SSH banner"
-        elif "eof" in lowered or "closed" in lowered:
+        elif isinstance(cause, EOFError) or "eof" in lowered or "closed" in lowered:
             why = "closed the connection before sending its SSH banner"
+        elif isinstance(cause, TimeoutError) or cause is None:
+            why = f"accepted the TCP connection but sent no SSH banner within {timeout:g}s"
         else:
-            why = f"sent no SSH banner within {timeout:g}s"
+            why = f"sent no SSH banner ({describe(cause)})"
         return RemoteError(_UNREACHABLE, f"{where} {why}")
     if text in ("No existing session", "Negotiation failed."):
         why = f"did not complete within {timeout:g}s"

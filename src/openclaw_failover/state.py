@@ -54,7 +54,10 @@ class State:
     since: float = 0.0
     paused: bool = False
     paused_since: float | None = None
-    failed_ticks: int = 0  # consecutive failed ticks
+    failed_ticks: int = 0  # consecutive failed ticks (never answered / refused)
+    slow_ticks: int = 0  # consecutive unhealthy ticks since the first slow one
+    isolated_since: float | None = None  # too few witnesses answered (no takeover) since
+    last_witnesses: dict[str, Any] | None = None  # the last WitnessReport, with "at"
     healthy_ticks: int = 0  # consecutive healthy ticks while serving
     fenced: bool = False  # we stopped the primary's gateway over SSH
     manual_hold: bool = False  # took over by hand: no automatic give-back
@@ -121,6 +124,9 @@ _STATE_TYPES = {
     "paused": "bool",
     "paused_since": "number?",
     "failed_ticks": "int",
+    "slow_ticks": "int",
+    "isolated_since": "number?",
+    "last_witnesses": "dict?",
     "healthy_ticks": "int",
     "fenced": "bool",
     "manual_hold": "bool",

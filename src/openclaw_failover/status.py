@@ -57,6 +57,13 @@ def collect(
             "takeovers": s.takeovers,
             "givebacks": s.givebacks,
         },
+        "witnesses": {
+            "configured": list(cfg.check.witnesses),
+            "quorum": cfg.check.witness_quorum,
+            "last": s.last_witnesses,
+            "isolated_since": _iso(s.isolated_since),
+        },
+        "slow_checks": s.slow_ticks,
         "fenced": s.fenced,
         "manual_hold": s.manual_hold,
         "failback": cfg.check.failback,
@@ -163,6 +170,18 @@ def _probe_line(probe: dict[str, Any] | None) -> str:
     return f"{_line(probe.get('status', '?'))} in {took} at {at} ({detail})"
 
 
+def _witness_line(w: dict[str, Any]) -> str:
+    if not w["configured"]:
+        return "none (a cut-off standby would take over)"
+    line = f"{len(w['configured'])}, quorum {w['quorum']}"
+    last = w["last"]
+    if last:
+        line += f"; last asked {_iso(last.get('at'))}: {len(last['answered'])} answered"
+    if w["isolated_since"]:
+        line += f"; ISOLATED since {w['isolated_since']} (no takeover)"
+    return line
+
+
 def render(info: dict[str, Any]) -> str:
     c = info["counters"]
     role = info["role"] + (f" since {info['since']}" if info["since"] else "")
@@ -174,6 +193,8 @@ def render(info: dict[str, Any]) -> str:
         f"next check:     {_next_line(info)}",
         f"counters:       failed {c['failed_checks']}, healthy {c['healthy_checks']}, "
         f"takeovers {c['takeovers']}, give-backs {c['givebacks']}",
+        f"slow checks:    {info['slow_checks']} in a row (takeover at check.slow_fall)",
+        f"witnesses:      {_witness_line(info['witnesses'])}",
         f"primary fenced: {'yes' if info['fenced'] else 'no'}",
         f"local gateway:  {'answering' if info['local_gateway']['answering'] else 'not answering'}"
         f" ({info['local_gateway']['url']})",

@@ -22,14 +22,39 @@ from openclaw_failover.decide import (
     Notify,
     decide,
     settle,
+    should_ask_witnesses,
     should_retry,
 )
 from openclaw_failover.lock import Busy, DeadlineExceeded, deadline, exclusive
-from openclaw_failover.model import Notice, Observation, ProbeResult
+from openclaw_failover.model import Notice, Observation, ProbeResult, WitnessReport
 from openclaw_failover.runner import Masker
 from openclaw_failover.state import FENCE_MARKER, State, StateStore
 
 log = logging.getLogger(__name__)
+
+
+SLOW_RETRY_FACTOR = 2.0  # a probe retried after a slow one gets this much more time per step
+
+
+def patient(cfg: Config) -> Config:
+    """``cfg`` with the SSH and HTTP budgets of one probe multiplied by SLOW_RETRY_FACTOR."""
+    ssh = cfg.primary.ssh
+    primary = replace(
+        cfg.primary, ssh=replace(ssh, connect_timeout=ssh.connect_timeout * SLOW_RETRY_FACTOR)
+    )
+    check = replace(cfg.check, probe_timeout=cfg.check.probe_timeout * SLOW_RETRY_FACTOR)
+    return replace(cfg, primary=primary, check=check)
+
+
+def _differs(old: State, new: State) -> bool:
+    """More changed than the tick's time, sentence and probe timing (``ocf watch`` saves
+    such a quiet tick only once per ``check.interval``: an SD card lives longer)."""
+
+    def core(s: State) -> State:
+        probe = (s.last_probe or {}).get("status")
+        return replace(s, last_probe={"status": probe}, last_tick_at=None, last_reason="")
+
+    return core(old) != core(new)
 
 
 class ExitStatus(enum.IntEnum):
@@ -61,6 +86,9 @@ class Tick:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     probe: Callable[[Config, Masker], ProbeResult] | None = None
+    witnesses: Callable[[Config, Masker], WitnessReport | None] | None = None
+    ping: bool = True  # ping monitoring.ping_url after this tick (ocf watch: once per interval)
+    save_quiet: bool = True  # save even a tick that changed nothing but its time and sentence
 
     def __post_init__(self) -> None:
         self.mask = Masker(self.cfg.secrets)
@@ -70,6 +98,10 @@ class Tick:
             from openclaw_failover.probe import probe_primary
 
             self.probe = probe_primary
+        if self.witnesses is None:
+            from openclaw_failover.witness import check_witnesses
+
+            self.witnesses = check_witnesses
         from openclaw_failover.actions import Actor
 
         self.actor = Actor(
@@ -119,7 +151,7 @@ class Tick:
                 now=self.clock(),
                 events_path=self.store.events_path,
             )
-        if mon.ping_url and self.request is None:  # it watches the scheduled checks
+        if mon.ping_url and self.request is None and self.ping:  # the scheduled checks
             from openclaw_failover import ping
 
             line = ping.ping(
@@ -146,6 +178,7 @@ class Tick:
         now = self.clock()
         state = loaded if loaded is not None else self._reconciled(warning, obs, now)
         decision = decide(state, obs, self.cfg, now, self.request)
+        self._probe_changed(state, obs)
         result = TickResult(ExitStatus.OK, decision.reason, state=decision.state)
         if decision.refused:
             result.status = ExitStatus.ACTION_FAILED
@@ -160,7 +193,8 @@ class Tick:
         state = self._act(state, decision, result)
         state = self._deliver(state)
         state.last_reason = result.reason
-        self._persist(state)
+        if self.save_quiet or loaded is None or _differs(loaded, state):
+            self._persist(state)
         result.state = state
         self._log_reason(result)
         return result
@@ -168,19 +202,25 @@ class Tick:
     # ------------------------------------------------------------------ stages
 
     def observe(self, state: State | None) -> Observation:
-        """Probe the primary (with retries where it matters) and the local gateway."""
-        assert self.probe is not None
+        """Probe the primary (with retries where it matters), the local gateway, and,
+        when the verdict could start a takeover, the witnesses."""
+        assert self.probe is not None and self.witnesses is not None
         attempts = [self.probe(self.cfg, self.mask)]
         while should_retry(state, attempts[-1]) and len(attempts) <= self.cfg.check.retries:
             log.info(
-                "probe %d failed (%s), retrying in %gs",
+                "probe %d failed (%s: %s), retrying in %gs",
                 len(attempts),
+                attempts[-1].status,
                 attempts[-1].detail,
                 self.cfg.check.retry_delay,
             )
             self.sleep(self.cfg.check.retry_delay)
-            attempts.append(self.probe(self.cfg, self.mask))
-        return Observation(tuple(attempts), self.actor.local.is_up())
+            cfg = patient(self.cfg) if attempts[-1].status.is_slow else self.cfg
+            attempts.append(self.probe(cfg, self.mask))
+        witnesses = None
+        if should_ask_witnesses(state, attempts[-1], self.cfg):
+            witnesses = self.witnesses(self.cfg, self.mask)
+        return Observation(tuple(attempts), self.actor.local.is_up(), witnesses)
 
     def _reconciled(self, warning: str | None, obs: Observation, now: float) -> State:
         from openclaw_failover import recovery
@@ -281,6 +321,14 @@ class Tick:
     def _event(self, event_type: str, /, **data: object) -> None:
         if not self.dry_run:
             self.store.event(event_type, **data)
+
+    def _probe_changed(self, state: State, obs: Observation) -> None:
+        """One event each time the probe's class changes (healthy -> slow -> unreachable
+        ...): every class reaches `ocf history` without an event per check."""
+        was = (state.last_probe or {}).get("status")
+        final = obs.final
+        if was != str(final.status):
+            self._event("probe", was=was, status=str(final.status), detail=final.detail)
 
     def _log_reason(self, result: TickResult) -> None:
         prefix = "dry run: " if self.dry_run else ""
