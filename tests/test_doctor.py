@@ -828,6 +828,11 @@ def test_schedule_missing_fails_then_cron_d_entry_passes(
     missing = checks(doc(cfg), "schedule")[0]
     assert missing.status == "FAIL" and "no schedule" in missing.detail
     assert missing.fix.startswith("ocf install cron")
+    save_state(cfg)  # a fresh setup: no check has run yet
+    fresh = checks(doc(cfg), "schedule")
+    assert [(c.status, c.detail) for c in fresh][0] == ("warn", "not installed yet (step 6)")
+    assert fresh[1].status == "skip"
+    save_state(cfg, last_tick_at=NOW - 30)
     (no_system_cron / "other").write_text("# */2 * * * * pi ocf check\n")
     assert checks(doc(cfg), "schedule")[0].status == "FAIL"  # a comment does not count
     entry = no_system_cron / "openclaw-failover"
@@ -882,8 +887,10 @@ def test_last_tick_age(
     status: str,
     offline: Callable[..., Config],
     doc: Callable[..., DoctorReport],
+    no_system_cron: Path,
 ) -> None:
     cfg = offline(check={"interval": 30})
+    (no_system_cron / "ocf").write_text("*/2 * * * * pi ocf check\n")  # a schedule exists
     if age_intervals is not None:
         save_state(cfg, last_tick_at=NOW - age_intervals * 30)
     check = checks(doc(cfg), "schedule")[-1]

@@ -159,6 +159,11 @@ def check_schedule(ctx: DoctorContext, out: Sink) -> None:
             f"loginctl enable-linger {cron_env(ctx.env)['LOGNAME']}, "
             f"then systemctl --user enable --now {TIMER}",
         )
+    elif ctx.state is None or ctx.state.last_tick_at is None:
+        # A fresh setup (no check has ever run): the schedule is step 6, after the doctor.
+        out.warn("not installed yet (step 6)", _SCHEDULE_FIX)
+        out.skip("no check has run yet: the schedule is not installed yet")
+        return
     else:
         where = " or ".join(CRON_FILES)
         out.fail(f"no schedule: no 'ocf check' in {where} or crontab -l, no {TIMER}", _SCHEDULE_FIX)
