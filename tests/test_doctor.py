@@ -830,7 +830,7 @@ def test_schedule_missing_fails_then_cron_d_entry_passes(
     assert missing.fix.startswith("ocf install cron")
     save_state(cfg)  # a fresh setup: no check has run yet
     fresh = checks(doc(cfg), "schedule")
-    assert [(c.status, c.detail) for c in fresh][0] == ("warn", "not installed yet (step 6)")
+    assert (fresh[0].status, fresh[0].detail) == ("warn", "not installed yet (step 6)")
     assert fresh[1].status == "skip"
     save_state(cfg, last_tick_at=NOW - 30)
     (no_system_cron / "other").write_text("# */2 * * * * pi ocf check\n")
