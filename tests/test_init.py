@@ -262,3 +262,31 @@ def test_init_yes_on_the_sandbox_then_doctor_and_drill_pass(world: Any, tmp_path
         env=env,
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# --------------------------------------------------------------------------- config example
+
+
+def test_config_example_is_the_packaged_copy_with_optional_sections_off(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = Path(__file__).resolve().parent.parent
+    top = (root / "config.example.yaml").read_text()
+    assert (root / "src" / "openclaw_failover" / "config.example.yaml").read_text() == top
+    assert main(["config", "example"], Environment(env={})) == 0
+    printed = capsys.readouterr().out
+    assert printed == top
+    doc = yaml.safe_load(printed)
+    assert "metrics" not in doc and "monitoring" not in doc  # commented out: no live placeholders
+    assert "# metrics:" in printed and "# monitoring:" in printed
+
+
+def test_no_config_found_says_where_to_get_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if Path("/etc/openclaw-failover/config.yaml").exists():
+        pytest.skip("/etc/openclaw-failover/config.yaml exists on this machine")
+    monkeypatch.setenv("HOME", str(tmp_path))  # the search paths expand ~
+    assert main(["status"], Environment(env={"HOME": str(tmp_path), "PATH": os.defpath})) == 2
+    err = capsys.readouterr().err
+    assert "no config file found" in err and "ocf init" in err and "ocf config example" in err

@@ -303,3 +303,17 @@ def _next_steps(path: Path) -> None:
         f" and run `ocf{conf} doctor` again; then install the schedule (step 6):"
         f" `ocf{conf} install systemd` (or `ocf{conf} install cron`); then `ocf{conf} drill`"
     )
+
+
+@cli.group("config")
+def config_group() -> None:
+    """The configuration file."""
+
+
+@config_group.command("example")
+def config_example() -> None:
+    """Print the example config (every key documented): ocf config example > config.yaml"""
+    from importlib.resources import files
+
+    text = files("openclaw_failover").joinpath("config.example.yaml").read_text(encoding="utf-8")
+    click.echo(text, nl=False)
