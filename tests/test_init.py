@@ -290,3 +290,10 @@ def test_no_config_found_says_where_to_get_one(
     assert main(["status"], Environment(env={"HOME": str(tmp_path), "PATH": os.defpath})) == 2
     err = capsys.readouterr().err
     assert "no config file found" in err and "ocf init" in err and "ocf config example" in err
+
+
+def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"], Environment(env={})) == 0
+    assert capsys.readouterr().out == f"ocf, version {version('openclaw-failover')}\n"
