@@ -661,6 +661,8 @@ def test_replication_health_never_raises_and_is_fast(offline: Callable[..., Conf
     health = replication_health(offline(database={"primary_dsn": dsn, "standby_dsn": dsn}))
     assert time.monotonic() - t0 < 5
     assert list(health) == ["error"] and PASSWORD not in health["error"]
+    # libpq's two lines stay apart: "... Connection refused; Is the server running ..."
+    assert "Connection refused; Is the server running" in health["error"], health
     assert replication_health(offline()) == {"error": "no database: section in the config"}
 
 

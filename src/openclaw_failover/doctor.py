@@ -138,7 +138,9 @@ class Sink:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """Several lines (libpq's messages) become one, joined with "; "."""
+    lines = (" ".join(line.split()) for line in str(text).splitlines())
+    return "; ".join(line for line in lines if line)
 
 
 # --------------------------------------------------------------------------- context
