@@ -297,3 +297,11 @@ def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> N
 
     assert main(["--version"], Environment(env={})) == 0
     assert capsys.readouterr().out == f"ocf, version {version('openclaw-failover')}\n"
+
+
+def test_help_keeps_each_config_path_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"], Environment(env={})) == 0
+    out = capsys.readouterr().out
+    assert "~/.config/openclaw-failover/config.yaml" in out
+    assert "/etc/openclaw-failover/config.yaml" in out
+    assert "ocf init" in out
