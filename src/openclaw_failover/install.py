@@ -136,8 +136,11 @@ def ocf_command(argv0: str | None = None) -> tuple[str, ...]:
     argv0 = sys.argv[0] if argv0 is None else argv0
     if Path(argv0).name == "ocf":
         found = argv0 if os.sep in argv0 else shutil.which(argv0)
-        if found and os.access(found, os.X_OK) and Path(found).is_file():
-            return (str(Path(found).absolute()),)
+        # under sudo, PATH may lack the user's bin: the ocf beside this interpreter
+        beside = Path(sys.executable).absolute().parent / "ocf"
+        for exe in (found, str(beside)):
+            if exe and os.access(exe, os.X_OK) and Path(exe).is_file():
+                return (str(Path(exe).absolute()),)
     return (str(Path(sys.executable).absolute()), "-m", "openclaw_failover")
 
 
@@ -603,6 +606,13 @@ def _check_schedule(kind: str, t: Target) -> None:
         )
     budget = t.deadline + (t.ping_timeout or 0.0)
     what = "check.deadline" + (" + monitoring.ping_timeout" if t.ping_timeout else "")
+    if kind == "systemd" and t.interval_set and t.interval != TIMER_INTERVAL:
+        t.warnings.append(
+            f"check.interval is {t.interval:g} s, so the timer runs every {t.interval:g} s, "
+            f"not every {TIMER_INTERVAL:g} s; for a {TIMER_INTERVAL:g} s timer set "
+            f"`check: {{interval: {TIMER_INTERVAL:g}, deadline: 20}}` in {t.config} "
+            "and run this again"
+        )
     if kind == "systemd":
         limit = timeout_start(t.interval)
         if budget >= limit:
