@@ -516,7 +516,8 @@ def test_install_dry_run_systemd_writes_nothing_and_prints_absolute_paths(home: 
     assert f"ExecStart={python} -m openclaw_failover --config {config} check" in out
     assert f'EnvironmentFile=-"{home}/.config/openclaw-failover/env"' in out
     assert f'ReadWritePaths="{home}/.local/state/ocf-test"' in out
-    assert "ReadWritePaths=/var/lib/node_exporter/tf" in out, "the metrics dir, from the env file"
+    # the metrics dir, from the env file; "-": a missing folder does not stop the unit
+    assert "ReadWritePaths=-/var/lib/node_exporter/tf" in out
     assert "OnUnitActiveSec=30s" in out and "TimeoutStartSec=28s" in out
     assert "would run: systemctl --user daemon-reload" in out
     assert "would run: systemctl --user enable --now openclaw-failover.timer" in out

@@ -243,7 +243,7 @@ def service_unit(
     gateway_dir: str = "-%h/.openclaw",
 ) -> str:
     """The user service; arguments already in unit-file syntax (``%h`` or escaped paths)."""
-    extra = "".join(f"ReadWritePaths={w}\n" for w in writable)
+    extra = "".join(f"ReadWritePaths=-{w}\n" for w in writable)  # "-": may be missing
     return f"""\
 # openclaw-failover: one `ocf check` (a single tick), started by openclaw-failover.timer.
 # A user unit: install it as the user who owns the standby gateway, not as root.
@@ -282,7 +282,7 @@ ProtectSystem=strict
 ReadWritePaths={state_dir}
 ReadWritePaths={gateway_dir}
 # With metrics.textfile set, its directory too (`ocf install systemd` adds it), e.g.
-# ReadWritePaths=/var/lib/node_exporter/textfile
+# ReadWritePaths=-/var/lib/node_exporter/textfile   ("-": the unit starts without it)
 {extra}RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 """
 
