@@ -254,9 +254,10 @@ def _handshake_error(exc: BaseException, cfg: Config) -> RemoteError | None:
         return None
     if "Error reading SSH protocol banner" in text:
         lowered = text.lower()
-        if "reset" in lowered:
+        cause = exc.__cause__ or exc.__context__  # paramiko appends str(cause): "" for EOF
+        if "reset" in lowered or isinstance(cause, ConnectionResetError):
             why = "reset the connection before sending its SSH banner"
-        elif "eof" in lowered or "closed" in lowered:
+        elif "eof" in lowered or "closed" in lowered or isinstance(cause, EOFError):
             why = "closed the connection before sending its SSH banner"
         else:
             why = f"sent no SSH banner within {timeout:g}s"
