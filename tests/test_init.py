@@ -110,15 +110,16 @@ def test_config_secrets_only_as_variables_and_never_overwritten(tmp_path: Path) 
     assert backup is not None and backup.read_text() == text
 
 
-class FakeKey:
-    def __init__(self, blob: bytes) -> None:
-        self.blob = blob
-
-    def asbytes(self) -> bytes:
-        return self.blob
-
-    def get_name(self) -> str:
-        return "ssh-ed25519"
+def test_yes_without_a_key_prints_how_to_make_and_copy_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "id_ed25519"
+    args = ["--config", str(tmp_path / "c.yaml"), "init", "--yes", "--host", "192.0.2.7"]
+    code = main([*args, "--user", "pi", "--key", str(key)], Environment(env={}))
+    err = capsys.readouterr().err
+    assert code == 2 and not key.exists() and not (tmp_path / "c.yaml").exists()
+    assert f"ssh-keygen -t ed25519 -N '' -f {key}" in err
+    assert f"ssh-copy-id -i {key}.pub pi@192.0.2.7" in err
 
 
 def test_fingerprint_is_what_ssh_keygen_prints(tmp_path: Path) -> None:

@@ -129,7 +129,11 @@ def init_cmd(c: Context, /, **o: Any) -> None:
     click.echo(f"wrote {path}")
     cfg = load_config(path, merged)
     if not o["no_doctor"]:
-        _doctor(cfg, merged, path)
+        send_test = bool(cfg.telegram) and not asker.yes
+        send_test = send_test and click.confirm(
+            "Send a Telegram test message now (ocf doctor --send-test)?", default=True
+        )
+        _doctor(cfg, merged, path, send_test=send_test)
     _next_steps(path)
 
 
@@ -283,11 +287,11 @@ def _files(o: Mapping[str, Any], a: Answers) -> None:
         a.files = default_files(Path.home())
 
 
-def _doctor(cfg: Any, env: Mapping[str, str], path: Path) -> None:
+def _doctor(cfg: Any, env: Mapping[str, str], path: Path, *, send_test: bool) -> None:
     from openclaw_failover.doctor import run_doctor
 
     click.echo("\nocf doctor:")
-    report = run_doctor(cfg, env=env, config_path=path)
+    report = run_doctor(cfg, env=env, config_path=path, send_test=send_test)
     click.echo(report.render())
     click.echo(report.summary())
     if not report.ok:
@@ -301,7 +305,8 @@ def _next_steps(path: Path) -> None:
     click.echo(
         f"\nnext: in a shell, load the env file (set -a; . {env_file}; set +a); fix any FAIL"
         f" and run `ocf{conf} doctor` again; then install the schedule (step 6):"
-        f" `ocf{conf} install systemd` (or `ocf{conf} install cron`); then `ocf{conf} drill`"
+        f" `ocf{conf} install systemd` (or `ocf{conf} install cron`); then `ocf{conf} drill`."
+        f" `ocf{conf} doctor --send-test` sends a Telegram test message."
     )
 
 
