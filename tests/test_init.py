@@ -265,6 +265,24 @@ def test_init_yes_on_the_sandbox_then_doctor_and_drill_pass(world: Any, tmp_path
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_init_interactive_confirms_the_key_and_sends_a_test_message(
+    world: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home, config = tmp_path, tmp_path / "cfg" / "config.yaml"
+    args = [a for a in init_args(world, home) if a != "--yes"]
+    env = Environment(env={**os.environ, "HOME": str(home)})
+    before = len(world.telegram_messages())
+    # primary's name (default), "yes" the fingerprint matches, standby's name, send a test
+    code = _interactive(["--config", str(config), *args], env, "\ny\n\ny\n")
+    out = capsys.readouterr().out
+    assert "Is it the same fingerprint? [y/N]" in out and "added 127.0.0.1's" in out
+    assert code == 0, out
+    assert "test message sent" in out, out
+    sent = world.telegram_messages()[before:]
+    assert len(sent) == 1, sent
+    assert load_config(config, {**os.environ, **read_env_file(config.parent / "env")})
+
+
 # --------------------------------------------------------------------------- config example
 
 

@@ -161,8 +161,9 @@ def _primary(asker: Asker, o: Mapping[str, Any], env: Mapping[str, str]) -> Answ
     port = facts.gateway_port or DEFAULT_PORT
     source = "~/.openclaw/openclaw.json" if facts.gateway_port else "the default"
     click.echo(f"   its gateway port: {port} (from {source})")
-    url = o["primary_health_url"] or f"http://127.0.0.1:{port}/"
-    a.primary_health_url = asker.ask("The primary's gateway URL (seen on it)", None, url) or url
+    url = f"http://127.0.0.1:{port}/"
+    given = o["primary_health_url"]
+    a.primary_health_url = asker.ask("The primary's gateway URL (seen on it)", given, url) or url
     proposed = init_ssh.gateway_commands(facts) or (None, None)
     if proposed == (None, None) and not o["primary_stop_command"]:
         click.echo(
@@ -300,13 +301,15 @@ def _doctor(cfg: Any, env: Mapping[str, str], path: Path, *, send_test: bool) ->
 
 
 def _next_steps(path: Path) -> None:
-    conf = f" --config {path}" if path != config_path(None, {}) else ""
+    ocf = "ocf" + (f" --config {path}" if path != config_path(None, {}) else "")
     env_file = path.parent / "env"
     click.echo(
-        f"\nnext: in a shell, load the env file (set -a; . {env_file}; set +a); fix any FAIL"
-        f" and run `ocf{conf} doctor` again; then install the schedule (step 6):"
-        f" `ocf{conf} install systemd` (or `ocf{conf} install cron`); then `ocf{conf} drill`."
-        f" `ocf{conf} doctor --send-test` sends a Telegram test message."
+        "\nnext steps:\n"
+        f"  1. in your shell, load the env file: set -a; . {env_file}; set +a\n"
+        f"  2. fix any FAIL above, then: {ocf} doctor"
+        f"   ({ocf} doctor --send-test sends a Telegram test message)\n"
+        f"  3. install the schedule (step 6): {ocf} install systemd   (or: {ocf} install cron)\n"
+        f"  4. a real failover test: {ocf} drill"
     )
 
 
