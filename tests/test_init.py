@@ -324,3 +324,23 @@ def test_help_keeps_each_config_path_on_one_line(capsys: pytest.CaptureFixture[s
     assert "~/.config/openclaw-failover/config.yaml" in out
     assert "/etc/openclaw-failover/config.yaml" in out
     assert "ocf init" in out
+
+
+def test_database_flags_need_no_superuser_and_a_dead_standby_db_says_what_to_pass() -> None:
+    from openclaw_failover.cli_init import Asker, _database
+    from tests.harness.sshd import free_port
+
+    dead = f"host=127.0.0.1 port={free_port()} dbname=memu connect_timeout=2"
+    o: dict[str, Any] = {"no_database": False, "standby_dsn": dead, "primary_dsn": None}
+    o["subscription"] = None
+    a = Answers(host="h", user="u")
+    with pytest.raises(InitError, match="--primary-dsn and --subscription"):
+        _database(Asker(True), o, a, {})
+    o.update(primary_dsn="host=192.0.2.1 dbname=memu", subscription="memu_sub")
+    _database(Asker(True), o, a, {"MEMU_PASSWORD": "pw"})  # not queried: no error
+    assert (a.standby_dsn, a.primary_dsn, a.subscription) == (
+        dead,
+        "host=192.0.2.1 dbname=memu",
+        "memu_sub",
+    )
+    assert "database" in build_config(a) and a.db_password == "pw"

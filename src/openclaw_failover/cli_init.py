@@ -258,11 +258,15 @@ def _database(asker: Asker, o: Mapping[str, Any], a: Answers, env: Mapping[str, 
     dsn = asker.ask("This host's memU database (libpq)", o["standby_dsn"], "dbname=memu")
     if not dsn:
         return
+    given = bool(o["primary_dsn"] and o["subscription"])
     try:
-        found = find_subscription(dsn)
+        found = None if given else find_subscription(dsn)
     except InitError as exc:
         if o["standby_dsn"]:
-            raise
+            raise InitError(
+                f"{exc} (reading pg_subscription needs a superuser; or pass "
+                "--primary-dsn and --subscription, or --no-database)"
+            ) from None
         click.echo(f"   no database: section ({exc})")
         return
     if found is None and not (o["primary_dsn"] and o["subscription"]):
