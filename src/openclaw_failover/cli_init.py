@@ -235,6 +235,9 @@ def _standby(asker: Asker, o: Mapping[str, Any], a: Answers, env: Mapping[str, s
         text = ""
     port = init_ssh.gateway_port(text) or DEFAULT_PORT
     start, stop, fallback = local_gateway(env, port)
+    unit = home / ".config" / "systemd" / "user" / init_ssh.GATEWAY_UNIT
+    if o["standby_start_command"] is None and not unit.is_file():
+        click.echo(f"   note: no {unit} here; check the proposed start/stop commands")
     url = f"http://127.0.0.1:{port}/"
     a.standby_name = asker.ask("Name of this standby", o["standby_name"], "standby") or "standby"
     a.standby_health_url = asker.ask("This host's gateway URL", o["standby_health_url"], url) or url
