@@ -276,7 +276,7 @@ def test_dry_run_writes_nothing_and_starts_nothing(tmp_path: Path) -> None:
         gateway=local,
     )  # type: ignore[arg-type]
     result = tick.run()
-    assert result.reason.startswith("took over") and not (tmp_path / "state").exists()
+    assert result.reason.startswith("would take over") and not (tmp_path / "state").exists()
     assert any("OFFLINE" in n for n in result.notices)
 
 

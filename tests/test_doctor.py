@@ -173,6 +173,7 @@ def test_groups_come_in_order_and_a_crash_stays_in_its_group(
         "telegram",
         "schedule",
         "witnesses",
+        "monitoring",
     ]
     assert statuses(report, "telegram") == ["ok", "FAIL"]
     crashed = one(report, "telegram", "check crashed: RuntimeError")
@@ -671,6 +672,8 @@ def test_replication_health_never_raises_and_is_fast(offline: Callable[..., Conf
     health = replication_health(offline(database={"primary_dsn": dsn, "standby_dsn": dsn}))
     assert time.monotonic() - t0 < 5
     assert list(health) == ["error"] and PASSWORD not in health["error"]
+    # libpq's two lines stay apart: "... Connection refused; Is the server running ..."
+    assert "Connection refused; Is the server running" in health["error"], health
     assert replication_health(offline()) == {"error": "no database: section in the config"}
 
 
@@ -838,6 +841,11 @@ def test_schedule_missing_fails_then_cron_d_entry_passes(
     missing = checks(doc(cfg), "schedule")[0]
     assert missing.status == "FAIL" and "no schedule" in missing.detail
     assert missing.fix.startswith("ocf install cron")
+    save_state(cfg)  # a fresh setup: no check has run yet
+    fresh = checks(doc(cfg), "schedule")
+    assert (fresh[0].status, fresh[0].detail) == ("warn", "not installed yet (step 6)")
+    assert fresh[1].status == "skip"
+    save_state(cfg, last_tick_at=NOW - 30)
     (no_system_cron / "other").write_text("# */2 * * * * pi ocf check\n")
     assert checks(doc(cfg), "schedule")[0].status == "FAIL"  # a comment does not count
     entry = no_system_cron / "openclaw-failover"
@@ -892,8 +900,10 @@ def test_last_tick_age(
     status: str,
     offline: Callable[..., Config],
     doc: Callable[..., DoctorReport],
+    no_system_cron: Path,
 ) -> None:
     cfg = offline(check={"interval": 30})
+    (no_system_cron / "ocf").write_text("*/2 * * * * pi ocf check\n")  # a schedule exists
     if age_intervals is not None:
         save_state(cfg, last_tick_at=NOW - age_intervals * 30)
     check = checks(doc(cfg), "schedule")[-1]
@@ -913,3 +923,80 @@ def test_secret_file_modes_are_read_not_changed(tmp_path: Path) -> None:
     [check] = sink.close()
     assert (check.status, check.fix) == ("warn", f"chmod 600 {path}")
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+class _Recorder:
+    """A real HTTP server on 127.0.0.1 that records (method, path) of every request."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen: list[tuple[str, str]] = []
+        self.seen = seen
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                seen.append((self.command, self.path))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_HEAD = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_monitoring_metrics_folder_and_ping_host_without_sending_the_ping(
+    offline: Callable[..., Config], doc: Callable[..., DoctorReport], tmp_path: Path
+) -> None:
+    assert statuses(doc(offline()), "monitoring") == ["skip"]
+    folder = tmp_path / "textfile"
+    recorder = _Recorder()
+    try:
+        url = f"http://127.0.0.1:{recorder.port}/ping/0c5a-uuid-token"
+        cfg = offline(metrics={"textfile": str(folder / "ocf.prom")}, monitoring={"ping_url": url})
+        missing, ping = checks(doc(cfg), "monitoring")
+        assert missing.status == "FAIL" and "does not exist" in missing.detail
+        assert missing.fix.startswith(f"mkdir -p {folder}")
+        assert ping.status == "ok" and "127.0.0.1 answers" in ping.detail
+        assert "0c5a-uuid-token" not in ping.detail  # the token is not shown
+        assert recorder.seen == [("HEAD", "/")], "only the host, never the ping path"
+        folder.mkdir()
+        assert statuses(doc(cfg), "monitoring") == ["ok", "ok"]
+    finally:
+        recorder.close()
+    closed = offline(monitoring={"ping_url": f"http://127.0.0.1:{free_port()}/x"})
+    (unreachable,) = checks(doc(closed), "monitoring")
+    assert unreachable.status == "FAIL" and "not reachable" in unreachable.detail
+    placeholder = offline(monitoring={"ping_url": "https://hc-ping.com/your-check-uuid"})
+    (example,) = checks(doc(placeholder), "monitoring")
+    assert example.status == "FAIL" and "placeholder" in example.detail
+
+
+def test_json_checks_carry_a_stable_unique_id(
+    offline: Callable[..., Config], doc: Callable[..., DoctorReport]
+) -> None:
+    import re
+
+    cfg = offline(metrics={"textfile": "/nonexistent/ocf.prom"})
+    first, second = doc(cfg).to_json()["checks"], doc(cfg).to_json()["checks"]
+    ids = [c["id"] for c in first]
+    assert ids == [c["id"] for c in second], "the same checks get the same ids"
+    assert len(ids) == len(set(ids)), ids
+    assert all(re.fullmatch(r"[a-z]+\.[a-z_]+(#\d+)?", i) for i in ids), ids
+    assert all(c["id"].startswith(c["name"] + ".") for c in first)
+    assert "schedule.check_schedule" in ids and "monitoring.metrics_folder" in ids
+    assert "gateway.start_command" in ids and "gateway.stop_command" in ids

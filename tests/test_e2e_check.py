@@ -381,9 +381,12 @@ def test_status_human_and_json(world: World) -> None:
 
 def test_dry_run_changes_nothing(world: World) -> None:
     world.primary("stop")
-    r = world.ocf("check", "--dry-run")
+    r = world.ocf("check", "--dry-run", "-v")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("dry run: took over")
+    assert r.stdout.startswith("dry run: would take over"), r.stdout
+    # the log reads as a dry run too: no transition as if it happened
+    assert "INFO role " not in r.stderr and "took over" not in r.stderr, r.stderr
+    assert "dry run: would change role primary -> taking_over" in r.stderr, r.stderr
     assert "would notify: OpenClaw on Mac Studio OFFLINE" in r.stdout
     assert not world.state_dir.exists()
     assert not world.answers(world.standby_port) and world.telegram.messages == []

@@ -527,7 +527,8 @@ def test_install_dry_run_systemd_writes_nothing_and_prints_absolute_paths(home: 
     assert f"ExecStart={python} -m openclaw_failover --config {config} check" in out
     assert f'EnvironmentFile=-"{home}/.config/openclaw-failover/env"' in out
     assert f'ReadWritePaths="{home}/.local/state/ocf-test"' in out
-    assert "ReadWritePaths=/var/lib/node_exporter/tf" in out, "the metrics dir, from the env file"
+    # the metrics dir, from the env file; "-": a missing folder does not stop the unit
+    assert "ReadWritePaths=-/var/lib/node_exporter/tf" in out
     assert "OnUnitActiveSec=30s" in out and "TimeoutStartSec=28s" in out
     assert "would run: systemctl --user daemon-reload" in out
     assert "would run: systemctl --user enable --now openclaw-failover.timer" in out
@@ -770,6 +771,19 @@ def test_ocf_command_prefers_the_running_ocf(tmp_path: Path) -> None:
     assert fallback == (str(Path(sys.executable).absolute()), "-m", "openclaw_failover")
 
 
+def test_ocf_command_under_sudo_is_the_absolute_ocf_beside_the_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sudo ocf install cron`: root's PATH lacks ~/.local/bin, argv[0] is a bare "ocf"."""
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "ocf").write_text("#!/bin/sh\n")
+    (venv / "ocf").chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(venv / "python3"))
+    monkeypatch.setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    assert install.ocf_command("ocf") == (str(venv / "ocf"),)
+
+
 # --------------------------------------------------------------------------- shipped files
 
 
@@ -879,3 +893,15 @@ def test_the_verify_check_can_fail(tmp_path: Path, line: str, broken: str) -> No
     service.write_text(text.replace(f"\n{line}\n", f"\n{broken}\n"))
     with pytest.raises(AssertionError):
         _assert_verified(_verify_units(units, home))
+
+
+def test_install_systemd_warns_when_check_interval_is_not_the_30s_timer(home: Path) -> None:
+    _config(home).write_text("state_dir: ~/.local/state/ocf-test\ncheck:\n  interval: 120\n")
+    lines: list[str] = []
+    kw: dict[str, Any] = {"dry_run": True, "env": {}, "run": _no_run, "is_root": False}
+    code = install.install("systemd", config_path=_config(home), say=lines.append, home=home, **kw)
+    out = "\n".join(lines)
+    assert code == 0, out
+    assert "warning: check.interval is 120 s, so the timer runs every 120 s, not every 30 s" in out
+    assert "`check: {interval: 30, deadline: 20}`" in out
+    assert "OnUnitActiveSec=120s" in out  # the timer follows check.interval

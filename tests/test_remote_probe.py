@@ -762,6 +762,33 @@ def test_never_answered_versus_answered_then_slow(
 
 
 @integration
+def test_ssh_closed_at_once_is_named_as_closed_not_as_a_banner_timeout(
+    make_config: Callable[..., Config],
+) -> None:
+    """A port that accepts and closes at once: "closed the connection", not "no banner in 10s"."""
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        cfg = make_config(port, primary={"ssh": {"connect_timeout": 10}})
+        result = probe_primary(cfg, NO_MASK)
+    finally:
+        listener.close()
+    assert result.status is S.UNREACHABLE, result
+    assert "closed the connection before sending its SSH banner" in result.detail, result
+    assert "within 10s" not in result.detail
+
+
+@integration
 def test_changed_host_key_is_auth_failed(
     make_config: Callable[..., Config], sshd: SSHServer
 ) -> None:

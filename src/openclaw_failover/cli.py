@@ -78,8 +78,10 @@ pass_ctx = click.make_pass_decorator(Context)
 def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
     """Keep an OpenClaw gateway alive: take over when the primary dies, give back when it returns.
 
-    Config search order: --config, $OCF_CONFIG, ~/.config/openclaw-failover/config.yaml,
-    /etc/openclaw-failover/config.yaml.
+    \b
+    Config search order: --config, $OCF_CONFIG,
+    ~/.config/openclaw-failover/config.yaml, /etc/openclaw-failover/config.yaml.
+    New here? `ocf init` writes one; `ocf config example` prints every key.
     """
     environment = ctx.obj if isinstance(ctx.obj, Environment) else Environment()
     ctx.obj = Context(environment, config_path, verbose)
@@ -338,4 +340,4 @@ def _dispatch(args: Sequence[str] | None, environment: Environment) -> ExitStatu
 
 
 # The operator's commands live beside it (registered on `cli` when imported).
-from openclaw_failover import cli_ops, cli_quarantine  # noqa: E402, F401
+from openclaw_failover import cli_init, cli_ops, cli_quarantine  # noqa: E402, F401

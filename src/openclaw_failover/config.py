@@ -438,7 +438,13 @@ def find_config(explicit: str | None, env: Mapping[str, str]) -> Path:
         if path.is_file():
             return path
     tried = ", ".join(SEARCH_PATHS)
-    raise ConfigError("config", [f"no config file found (tried --config, $OCF_CONFIG, {tried})"])
+    raise ConfigError(
+        "config",
+        [
+            f"no config file found (tried --config, $OCF_CONFIG, {tried}); "
+            "create one with `ocf init`, or start from `ocf config example`"
+        ],
+    )
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:

@@ -1,7 +1,8 @@
 """`ocf doctor`: check the whole setup, one line per check, with the fix for each problem.
 
 Checks run in groups, in this order: config, ssh, gateway (local), database,
-rsync, telegram, schedule.  The groups run at the same time, each in a thread
+rsync, telegram, schedule, monitoring.  Every check has a stable ``id``
+(``GROUP.CHECK``, e.g. ``schedule.check_schedule``) in ``--json``.  The groups run at the same time, each in a thread
 of its own with a time budget (and every operation inside has its own
 timeout); a group that crashes or overruns its budget becomes one FAIL line
 and never stops the others.  The report keeps the order above whatever
@@ -23,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -57,6 +59,7 @@ class Check:
     status: Status
     detail: str
     fix: str = ""
+    id: str = ""  # stable: GROUP.CHECK (the function that ran it), #2, #3 for repeats
 
     def line(self) -> str:
         """``ok    ssh: ...`` / ``FAIL  database: ... — fix: ...``."""
@@ -110,26 +113,37 @@ class Sink:
         self.name = name
         self.mask = mask
         self._checks: list[Check] = []
+        self._ids: dict[str, int] = {}
         self._lock = threading.Lock()
         self._closed = False
 
-    def add(self, status: Status, detail: str, fix: str = "") -> None:
-        check = Check(self.name, status, _one_line(self.mask(detail)), _one_line(self.mask(fix)))
+    def add(self, status: Status, detail: str, fix: str = "", *, id: str | None = None) -> None:
+        """``id``: the check's name; by default the function that called ok/warn/fail/skip."""
+        name = f"{self.name}.{id or _caller()}"
         with self._lock:
+            seen = self._ids.get(name, 0) + 1
+            self._ids[name] = seen
+            check = Check(
+                self.name,
+                status,
+                _one_line(self.mask(detail)),
+                _one_line(self.mask(fix)),
+                name if seen == 1 else f"{name}#{seen}",
+            )
             if not self._closed:
                 self._checks.append(check)
 
-    def ok(self, detail: str) -> None:
-        self.add("ok", detail)
+    def ok(self, detail: str, *, id: str | None = None) -> None:
+        self.add("ok", detail, id=id)
 
-    def warn(self, detail: str, fix: str) -> None:
-        self.add("warn", detail, fix)
+    def warn(self, detail: str, fix: str, *, id: str | None = None) -> None:
+        self.add("warn", detail, fix, id=id)
 
-    def fail(self, detail: str, fix: str) -> None:
-        self.add("FAIL", detail, fix)
+    def fail(self, detail: str, fix: str, *, id: str | None = None) -> None:
+        self.add("FAIL", detail, fix, id=id)
 
-    def skip(self, detail: str, fix: str = "") -> None:
-        self.add("skip", detail, fix)
+    def skip(self, detail: str, fix: str = "", *, id: str | None = None) -> None:
+        self.add("skip", detail, fix, id=id)
 
     def close(self) -> list[Check]:
         with self._lock:
@@ -137,8 +151,21 @@ class Sink:
             return list(self._checks)
 
 
+def _caller() -> str:
+    """The name of the first function outside Sink on the stack: the check's id."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_name in _SINK_METHODS:
+        frame = frame.f_back  # type: ignore[assignment]
+    return frame.f_code.co_name.lstrip("_") if frame is not None else "check"
+
+
+_SINK_METHODS = frozenset({"add", "ok", "warn", "fail", "skip"})
+
+
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """Several lines (libpq's messages) become one, joined with "; "."""
+    lines = (" ".join(line.split()) for line in str(text).splitlines())
+    return "; ".join(line for line in lines if line)
 
 
 # --------------------------------------------------------------------------- context
@@ -205,9 +232,11 @@ def run_doctor(
     for sink, thread, ends_at, budget in started:
         thread.join(max(ends_at - time.monotonic(), 0.0))
         if thread.is_alive():
-            sink.fail(
+            sink.add(
+                "FAIL",
                 f"checks did not finish within {budget:g}s (something hangs)",
                 "run `ocf -vv doctor` to see where it stops; " + BUG_FIX,
+                id="timeout",
             )
         report.checks += sink.close()
     return report
@@ -218,7 +247,7 @@ def _guarded(fn: GroupFn, ctx: DoctorContext, sink: Sink) -> None:
         fn(ctx, sink)
     except Exception as exc:
         log.debug("doctor check %s crashed", sink.name, exc_info=True)
-        sink.fail(f"check crashed: {type(exc).__name__}: {exc}", BUG_FIX)
+        sink.add("FAIL", f"check crashed: {type(exc).__name__}: {exc}", BUG_FIX, id="crashed")
 
 
 def groups(ctx: DoctorContext) -> list[tuple[str, GroupFn, float]]:
@@ -226,6 +255,7 @@ def groups(ctx: DoctorContext) -> list[tuple[str, GroupFn, float]]:
     from openclaw_failover import (
         doctor_db,
         doctor_local,
+        doctor_monitoring,
         doctor_ssh,
         doctor_telegram,
         doctor_version,
@@ -246,6 +276,7 @@ def groups(ctx: DoctorContext) -> list[tuple[str, GroupFn, float]]:
         ("telegram", doctor_telegram.check_telegram, tg_budget),
         ("schedule", doctor_local.check_schedule, 4 * doctor_local.LOCAL_TIMEOUT + 2),
         ("witnesses", witness.doctor_witnesses, cfg.check.witness_timeout + 3),
+        ("monitoring", doctor_monitoring.check_monitoring, cfg.monitoring.ping_timeout + 5),
     ]
 
 

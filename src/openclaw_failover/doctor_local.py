@@ -59,11 +59,12 @@ def check_gateway(ctx: DoctorContext, out: Sink) -> None:
         found = shutil.which(command[0], path=path)
         if found:
             where = "exists" if found == command[0] else f"resolves to {found}"
-            out.ok(f"standby.gateway.{key}: {command[0]} {where}")
+            out.ok(f"standby.gateway.{key}: {command[0]} {where}", id=key)
         else:
             out.fail(
                 f"standby.gateway.{key}: {command[0]} not found (PATH={path})",
                 f"install it, or give its full path in standby.gateway.{key}",
+                id=key,
             )
     systemctl_user(ctx, out, gw.start_command, path)
 
@@ -168,6 +169,11 @@ def check_schedule(ctx: DoctorContext, out: Sink) -> None:
             f"loginctl enable-linger {cron_env(ctx.env)['LOGNAME']}, "
             f"then systemctl --user enable --now {TIMER}",
         )
+    elif ctx.state is None or ctx.state.last_tick_at is None:
+        # A fresh setup (no check has ever run): the schedule is step 6, after the doctor.
+        out.warn("not installed yet (step 6)", _SCHEDULE_FIX)
+        out.skip("no check has run yet: the schedule is not installed yet", id="last_tick")
+        return
     else:
         where = " or ".join(CRON_FILES)
         out.fail(f"no schedule: no 'ocf check' in {where} or crontab -l, no {TIMER}", _SCHEDULE_FIX)

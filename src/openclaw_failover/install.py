@@ -141,8 +141,11 @@ def ocf_command(argv0: str | None = None) -> tuple[str, ...]:
     argv0 = sys.argv[0] if argv0 is None else argv0
     if Path(argv0).name == "ocf":
         found = argv0 if os.sep in argv0 else shutil.which(argv0)
-        if found and os.access(found, os.X_OK) and Path(found).is_file():
-            return (str(Path(found).absolute()),)
+        # under sudo, PATH may lack the user's bin: the ocf beside this interpreter
+        beside = Path(sys.executable).absolute().parent / "ocf"
+        for exe in (found, str(beside)):
+            if exe and os.access(exe, os.X_OK) and Path(exe).is_file():
+                return (str(Path(exe).absolute()),)
     return (str(Path(sys.executable).absolute()), "-m", "openclaw_failover")
 
 
@@ -245,7 +248,7 @@ def service_unit(
     gateway_dir: str = "-%h/.openclaw",
 ) -> str:
     """The user service; arguments already in unit-file syntax (``%h`` or escaped paths)."""
-    extra = "".join(f"ReadWritePaths={w}\n" for w in writable)
+    extra = "".join(f"ReadWritePaths=-{w}\n" for w in writable)  # "-": may be missing
     return f"""\
 # openclaw-failover: one `ocf check` (a single tick), started by openclaw-failover.timer.
 # A user unit: install it as the user who owns the standby gateway, not as root.
@@ -286,7 +289,7 @@ ProtectSystem=strict
 ReadWritePaths={state_dir}
 ReadWritePaths={gateway_dir}
 # With metrics.textfile set, its directory too (`ocf install systemd` adds it), e.g.
-# ReadWritePaths=/var/lib/node_exporter/textfile
+# ReadWritePaths=-/var/lib/node_exporter/textfile   ("-": the unit starts without it)
 {extra}RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 """
 
@@ -631,6 +634,13 @@ def _check_schedule(kind: str, t: Target) -> None:
         )
     budget = t.deadline + (t.ping_timeout or 0.0)
     what = "check.deadline" + (" + monitoring.ping_timeout" if t.ping_timeout else "")
+    if kind == "systemd" and t.interval_set and t.interval != TIMER_INTERVAL:
+        t.warnings.append(
+            f"check.interval is {t.interval:g} s, so the timer runs every {t.interval:g} s, "
+            f"not every {TIMER_INTERVAL:g} s; for a {TIMER_INTERVAL:g} s timer set "
+            f"`check: {{interval: {TIMER_INTERVAL:g}, deadline: 20}}` in {t.config} "
+            "and run this again"
+        )
     if kind == "systemd":
         limit = timeout_start(t.interval)
         if budget >= limit:

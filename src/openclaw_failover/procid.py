@@ -52,7 +52,7 @@ def start_time(pid: int) -> str | None:
         fields = _stat_fields(pid)
         return fields[19] if fields and len(fields) > 19 else None
     try:  # macOS and the BSDs: ps prints the start time to the second
-        res = subprocess.run(
+        res = subprocess.run(  # nosec B607 - ps from PATH, as the system provides it
             ["ps", "-o", "lstart=", "-p", str(pid)],
             capture_output=True,
             text=True,

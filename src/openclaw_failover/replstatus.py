@@ -182,7 +182,9 @@ def _read_primary(facts: Facts, conn: psycopg.Connection[Any], name: str) -> Non
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    """libpq's lines joined with "; " ("... Connection refused; Is the server running ...")."""
+    lines = (" ".join(line.split()) for line in str(exc).splitlines())
+    return "; ".join(line for line in lines if line) or type(exc).__name__
 
 
 # --------------------------------------------------------------------------- status

@@ -303,7 +303,9 @@ class Tick:
     # ------------------------------------------------------------------ persistence
 
     def _transition(self, old: State, new: State, reason: str) -> State:
-        if old.role != new.role:
+        if old.role != new.role and self.dry_run:  # nothing happened: say what would
+            log.info("dry run: would change role %s -> %s: %s", old.role, new.role, would(reason))
+        elif old.role != new.role:
             log.info("role %s -> %s: %s", old.role, new.role, reason)
             self._event("transition", **{"from": str(old.role), "to": str(new.role)}, reason=reason)
         return new
@@ -331,7 +333,25 @@ class Tick:
             self._event("probe", was=was, status=str(final.status), detail=final.detail)
 
     def _log_reason(self, result: TickResult) -> None:
+        if self.dry_run:
+            result.reason = would(result.reason)
         prefix = "dry run: " if self.dry_run else ""
         log.info("%s%s", prefix, result.reason)
         if result.acted or result.status:
             self._event("tick", reason=result.reason, status=int(result.status))
+
+
+_WOULD = (
+    ("took over", "would take over"),
+    ("gave back", "would give back"),
+    ("restarted", "would restart"),
+)
+
+
+def would(reason: str) -> str:
+    """A dry run's sentence in the conditional: "took over: ..." -> "would take over: ..."."""
+    for done, conditional in _WOULD:
+        if reason.startswith(done):
+            reason = conditional + reason[len(done) :]
+            break
+    return reason.replace("; primary's gateway fenced", "; would fence the primary's gateway")
