@@ -273,6 +273,9 @@ def apply_incoming(
     if any(fk.parent == t.qualified for fk in t.parents):  # rows pointing into their own table
         report.repointed += _repoint(primary, t, temp, {t.qualified: remaps[t.qualified]})
     _set_aside_orphans(primary, t, temp, q, report)
+    both = len(existing) - report.kept_primary
+    _update_existing(primary, t, temp, existing, q, report, changed)  # before the inserts
+    report.kept_primary += both - report.updated
     report.inserted += _exec(
         primary,
         sql.SQL(
@@ -282,10 +285,22 @@ def apply_incoming(
             t=t.ident, cols=t.cols(), ncols=t.cols("n"), temp=temp, join=_pk_join(t, "p", "n")
         ),
     )
-    both = len(existing) - report.kept_primary
+
+
+def _update_existing(
+    primary: psycopg.Connection[Any],
+    t: Table,
+    temp: sql.Identifier,
+    existing: set[str],
+    q: Writer,
+    report: TableMerge,
+    changed: sql.Composable | None,
+) -> None:
+    """Rows on both sides: the standby's replaces the primary's where ``_newer`` says so
+    (the replaced version kept in quarantine first).  Runs before the inserts, so a row
+    inserted by this merge is never taken for one it replaced."""
     newer = _newer(t, changed)
     if newer is None:
-        report.kept_primary += both
         report.differences += [
             f"{t.name} {k}: differs on both sides, no updated_at: kept the primary's version"
             for k in sorted(existing)[:20]
@@ -311,7 +326,6 @@ def apply_incoming(
             "UPDATE {t} AS p SET ({cols}) = ROW({ncols}) FROM {temp} AS n WHERE {join} AND {newer}"
         ).format(t=t.ident, cols=t.cols(), ncols=t.cols("n"), temp=temp, join=join, newer=newer),
     )
-    report.kept_primary += both - report.updated
 
 
 def merge_table(

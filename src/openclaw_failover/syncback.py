@@ -184,7 +184,7 @@ def sync_back(
         try:
             _rows(cfg, report, mask, dry_run, serving, split, discard_standby_only, progress)
         except Exception as exc:  # psycopg.Error, SchemaMismatch, ReconcileError, OSError
-            report.error = one_line(mask(str(exc)) or type(exc).__name__)
+            report.error = _one_line(exc, mask)
             log.debug("sync-back of rows failed", exc_info=True)
             return report
     if cfg.files and split:
@@ -232,6 +232,11 @@ def _rows(
     if rows.finished and not serving and not dry_run:
         faults.point("done:before-clear")
         _forget_split(cfg.state_dir)
+
+
+def _one_line(exc: BaseException, mask: Masker) -> str:
+    """The error on one line: masked first, then shortened (a cut secret is not found)."""
+    return one_line(mask(str(exc)) or type(exc).__name__)
 
 
 def one_line(text: str, limit: int = 300) -> str:
