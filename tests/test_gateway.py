@@ -731,3 +731,47 @@ def test_fake_gateway_answers_status_and_exits_cleanly_on_sigterm(world: Env) ->
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
     assert not pidfile.exists()
+
+
+def test_readiness_waits_for_200_reports_503_and_accepts_404() -> None:
+    import http.server
+    import threading
+
+    from openclaw_failover import readiness
+
+    answers = {"/readyz": [503, 503, 200], "/old/readyz": [404]}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            queue = answers.get(self.path, [500])
+            code = queue.pop(0) if len(queue) > 1 else queue[0]
+            body = b'{"ready":false,"failing":["startup-sidecars"]}' if code == 503 else b"{}"
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        gw = StandbyGateway(("true",), ("true",), health_url=f"{base}/healthz")
+        assert readiness.ready_url(gw) == f"{base}/readyz"
+        ok, line = readiness.await_ready(f"{base}/readyz", 10, sleep=lambda _: None)
+        assert ok and "ready (/readyz 200)" in line
+        ok, line = readiness.await_ready(f"{base}/old/readyz", 10, sleep=lambda _: None)
+        assert ok and "404" in line
+        answers["/readyz"] = [503]
+        clock = iter(range(100))
+        ok, line = readiness.await_ready(
+            f"{base}/readyz", 3, sleep=lambda _: None, clock=lambda: float(next(clock))
+        )
+        assert not ok and "not ready after 3s" in line and "startup-sidecars" in line
+    finally:
+        server.shutdown()
+        server.server_close()
+    ok, line = readiness.await_ready(f"{base}/readyz", 10, sleep=lambda _: None)
+    assert ok and line.startswith("readiness not checked")

@@ -94,9 +94,21 @@ class Actor:
         steps += out.steps
         if not out.ok:
             return Outcome(ok=False, detail=_last(out.steps), fenced=fenced, steps=steps)
-        return Outcome(
-            ok=True, detail=f"local gateway up ({out.method})", fenced=fenced, steps=steps
-        )
+        detail = f"local gateway up ({out.method})"
+        if not self.dry_run:
+            ready, line = self._await_ready(out.duration)
+            steps.append(self.mask(line))
+            if not ready:
+                detail += f"; {self.mask(line)}"
+        return Outcome(ok=True, detail=detail, fenced=fenced, steps=steps)
+
+    def _await_ready(self, spent: float) -> tuple[bool, str]:
+        """Readiness within what is left of start_timeout (at least 5 s)."""
+        from openclaw_failover import readiness
+
+        gw = self.cfg.standby.gateway
+        left = max(gw.start_timeout - spent, 5.0)
+        return readiness.await_ready(readiness.ready_url(gw), left, sleep=self.sleep)
 
     def _fence(self, steps: list[str]) -> bool:
         command = self.cfg.primary.gateway.stop_command

@@ -105,6 +105,7 @@ class StandbyGateway:
     stop_command: Command
     health_url: str = "http://127.0.0.1:18789/healthz"
     fallback_start_command: Command | None = None
+    ready_url: str | None = None  # None: health_url's host and port, path /readyz
     start_timeout: float = 60.0
     stop_timeout: float = 30.0
     command_timeout: float = 30.0
@@ -246,6 +247,12 @@ SCHEMA: Schema = {
         "name": Key("str", "name used in messages", "standby"),
         "gateway": {
             "health_url": Key("url", "local gateway URL", "http://127.0.0.1:18789/healthz"),
+            "ready_url": Key(
+                "url",
+                "readiness URL checked after a takeover (default: health_url's host and port, "
+                "path /readyz; a 404 means the gateway has none)",
+                None,
+            ),
             "start_command": Key(
                 "command",
                 "starts the local gateway",

@@ -153,6 +153,8 @@ def test_takeover_to_the_real_gateway_and_give_back_stops_it_despite_the_rename(
     wait_until(lambda: s.health() == 200, "the standby's gateway to answer", 30)
     say(f"takeover (one check, fence + real gateway start): {took:.1f}s")
     say(f"standby ready {s.wait_ready():.1f}s after the takeover")
+    steps = [st for a in world.actions() if a["action"] == "TakeOver" for st in a["steps"]]
+    assert any(st.startswith("gateway ready (/readyz 200)") for st in steps), steps
     pid = world.fallback_pid()
     # The rename that used to make give-back refuse to stop it:
     assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"openclaw-gateway")
