@@ -467,8 +467,7 @@ def test_properties_over_random_ticks(
             and any(isinstance(a, TakeOver) for a in runnable)
         ):
             assert (
-                d.state.failed_ticks >= cfg.check.fall
-                or d.state.slow_ticks >= cfg.check.slow_fall
+                d.state.failed_ticks >= cfg.check.fall or d.state.slow_ticks >= cfg.check.slow_fall
             )
         # roles change only through documented transitions
         if d.state.role != before.role:
