@@ -47,8 +47,7 @@ def restore_cmd(c: Context, batch_id: str, dry_run: bool) -> None:
     """Merge batch BATCH_ID back into the primary (newer updated_at wins)."""
     from openclaw_failover import quarantine
     from openclaw_failover.restore import RestoreError, restore
-    from openclaw_failover.runner import Masker
-    from openclaw_failover.syncback import one_line
+    from openclaw_failover.runner import shorten
 
     cfg = c.config()
     c.setup_logging(cfg, to_file=not dry_run)
@@ -58,11 +57,11 @@ def restore_cmd(c: Context, batch_id: str, dry_run: bool) -> None:
     try:
         report = restore(cfg, batch, dry_run=dry_run)
     except (RestoreError, OSError) as exc:
-        click.echo(f"ocf: {one_line(Masker(cfg.secrets)(str(exc)))}", err=True)
+        click.echo(f"ocf: {shorten(c.environment.mask(str(exc)), 300)}", err=True)
         raise Failed(str(exc), ExitStatus.ACTION_FAILED) from None
     except Exception as exc:  # psycopg.Error
         click.echo(
-            f"ocf: restore failed, nothing written: {one_line(Masker(cfg.secrets)(str(exc)))}",
+            f"ocf: restore failed, nothing written: {shorten(c.environment.mask(str(exc)), 300)}",
             err=True,
         )
         raise Failed(str(exc), ExitStatus.ACTION_FAILED) from None

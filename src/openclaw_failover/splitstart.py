@@ -17,13 +17,8 @@ import threading
 from typing import Any
 
 from openclaw_failover.config import Config
-from openclaw_failover.runner import Masker
+from openclaw_failover.runner import Masker, shorten
 from openclaw_failover.splitstate import read_baseline, write_baseline
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class TakeoverDb:
@@ -47,7 +42,7 @@ class TakeoverDb:
                 self._keys = f"; recorded {n:,} keys"
             except Exception as exc:  # the takeover goes on: deletes just will not travel
                 splitkeys.forget(cfg.state_dir)
-                self._keys = _one_line(mask(f"; could not record the standby's keys: {exc}"))
+                self._keys = shorten(mask(f"; could not record the standby's keys: {exc}"), 300)
 
         self._thread = threading.Thread(target=run, name="ocf-split-keys", daemon=True)
         self._thread.start()
@@ -84,7 +79,7 @@ def prepare(cfg: Config, mask: Masker) -> TakeoverDb:
         if snapshot is not None:
             snapshot.close()
         return TakeoverDb(
-            _one_line(mask(f"could not disable subscription {db.subscription}: {exc}"))
+            shorten(mask(f"could not disable subscription {db.subscription}: {exc}"), 300)
         )
     if snapshot is not None:
         out.record_keys(cfg, snapshot, mask)

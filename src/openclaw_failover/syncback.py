@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from openclaw_failover import faults
 from openclaw_failover.config import Config
-from openclaw_failover.runner import Masker
+from openclaw_failover.runner import Masker, shorten
 from openclaw_failover.splitstate import BASELINE_FILE, read_baseline
 
 if TYPE_CHECKING:
@@ -236,13 +236,7 @@ def _rows(
 
 def _one_line(exc: BaseException, mask: Masker) -> str:
     """The error on one line: masked first, then shortened (a cut secret is not found)."""
-    return one_line(mask(str(exc)) or type(exc).__name__)
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    """Whitespace folded, then shortened (callers mask first)."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return shorten(mask(str(exc)) or type(exc).__name__, 300)
 
 
 def _forget_split(state_dir: Path) -> None:
