@@ -39,6 +39,28 @@ def exists(pair: MemuPair, side: str, table: str, key: str) -> bool:
         return one(c, f"SELECT count(*) FROM {table} WHERE id = %s", key) == 1
 
 
+def settled_split(pair: MemuPair) -> None:
+    """The takeover, once the slot has confirmed what the standby applied.
+
+    A primary transaction the standby applied but had not yet acknowledged to the
+    old slot counts as "changed since the split" (conservative: a delete of its row
+    does not travel, the row stays and is reported); the tests of travelling
+    deletes wait for the acknowledgement, as a real split after seconds would."""
+    pair.wait_caught_up()
+    with pair.primary.connect(autocommit=True) as p:
+        target = str(one(p, "SELECT pg_current_wal_lsn()"))
+        end = time.monotonic() + 40
+        query = (
+            "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
+            "WHERE slot_name = 'memu_sub'"
+        )
+        while one(p, query, target) is not True:
+            if time.monotonic() > end:
+                pytest.fail("the subscription's slot never confirmed the primary's writes")
+            time.sleep(0.2)
+    split(pair)
+
+
 def disable_by_hand(pair: MemuPair) -> None:
     """A failover made without ocf: no baseline, no key manifest."""
     pair.wait_caught_up()
@@ -145,7 +167,7 @@ def test_deletes_on_the_standby_reach_the_primary(memu_pair: MemuPair) -> None:
         gone = write_memory(p, summary="deleted on the standby", category="c-gone")
         edited = write_memory(p, summary="deleted there, edited here", category="c-edit")
         linked = write_memory(p, summary="resource deleted there, new link here", category="c-l")
-    split(pair)
+    settled_split(pair)
     with pair.standby.connect() as s:
         s.execute("DELETE FROM resources WHERE id = %s", [gone["resource_id"]])  # cascades
         s.execute("DELETE FROM memory_items WHERE id = %s", [edited["memory_item_id"]])
@@ -261,7 +283,7 @@ def test_quarantine_list_and_restore(memu_pair: MemuPair, tmp_path: Path) -> Non
     pair = memu_pair
     with pair.primary.connect() as p:
         gone = write_memory(p, summary="to be restored")
-    split(pair)
+    settled_split(pair)
     with pair.standby.connect() as s:
         s.execute("DELETE FROM resources WHERE id = %s", [gone["resource_id"]])
     assert run(pair).ok
