@@ -10,14 +10,12 @@ Used by :mod:`openclaw_failover.filesync` only.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import posixpath
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,14 +285,6 @@ def write_manifest(path: Path, roots: dict[str, Files], **meta: Any) -> None:
         for label, files in roots.items()
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    from openclaw_failover import safefs
+
+    safefs.write_atomic(path, json.dumps(doc, indent=1, sort_keys=True).encode())

@@ -29,6 +29,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from openclaw_failover import safefs
 from openclaw_failover.pgmeta import Table
 
 DIR = "quarantine"
@@ -74,14 +75,6 @@ class Batch:
 
 def root(state_dir: Path) -> Path:
     return state_dir / DIR
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Writer:
@@ -160,16 +153,14 @@ class Writer:
                     break
                 except FileExistsError:
                     n += 1
-            _fsync_dir(base)
+            safefs.fsync_dir(base)
             self.batch = Batch(bid, time.time())
         return root(self.state_dir) / self.batch.id
 
     def _write_manifest(self, batch_dir: Path) -> None:
-        from openclaw_failover import safefs
-
         assert self.batch is not None
         safefs.write_atomic(batch_dir / MANIFEST, json.dumps(asdict(self.batch)).encode())
-        _fsync_dir(batch_dir)
+        safefs.fsync_dir(batch_dir)
 
     def summary(self) -> str:
         """'12 rows kept in quarantine (…/quarantine/ID)' or ''."""

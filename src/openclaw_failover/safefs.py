@@ -104,6 +104,15 @@ def touch(path: Path) -> None:
     os.close(open_fd(path, os.O_WRONLY | os.O_CREAT))
 
 
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Temp file in the same folder (0600, O_EXCL), fsync, rename over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)

@@ -164,13 +164,13 @@ def note_merge(primary: psycopg.Connection[Any], state_dir: Path) -> None:
     if recorded(state_dir) is None:
         return
     row = primary.execute("SELECT mod(txid_current(), 4294967296)").fetchone()
-    xids = sorted({*_merge_xids(state_dir), int(row[0]) if row else 0})
+    xids = sorted({*merge_xids(state_dir), int(row[0]) if row else 0})
     from openclaw_failover import safefs
 
     safefs.write_atomic(state_dir / DIR / MERGE_XIDS, json.dumps(xids).encode())
 
 
-def _merge_xids(state_dir: Path) -> list[int]:
+def merge_xids(state_dir: Path) -> list[int]:
     try:
         data = json.loads((state_dir / DIR / MERGE_XIDS).read_text())
         return [int(x) for x in data]
@@ -193,10 +193,6 @@ def changed_since_split(alias: str, ours: list[int]) -> sql.Composable:
         "(SELECT max(age(x.xid)) FROM {x} x WHERE NOT x.xid::text::int8 = ANY({ours}::int8[])),"
         " false))"
     ).format(xmin=xmin, ours=ours_lit, x=SPLIT_XIDS)
-
-
-def merge_xids(state_dir: Path) -> list[int]:
-    return _merge_xids(state_dir)
 
 
 def _primary_rows(
@@ -259,7 +255,7 @@ def find(
             "deletes made on the standby do not travel"
         )
         return out
-    ours = _merge_xids(state_dir)
+    ours = merge_xids(state_dir)
     for t in tables:
         path = state_dir / DIR / _file(t)
         unchanged: list[str] = []

@@ -270,8 +270,4 @@ def iter_events_backwards(paths: list[Path]) -> Iterator[dict[str, Any]]:
 
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        safefs.fsync_dir(path)
