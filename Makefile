@@ -1,5 +1,6 @@
 # `make demo`: the whole failover on this machine (`ocf demo`), in a virtualenv of its own.
 # `make test`: lint, types and the whole test suite, in the same virtualenv.
+# `make test-unit` / `test-integration` / `test-e2e`: one tier of the suite alone.
 # `make try`: a dry-run `ocf check` against a throwaway local example.
 # `make test-real`: only the real OpenClaw gateway tier (installs Node 24 + openclaw first).
 # `make test-real-demo`: `ocf demo --real-gateway`'s gateway-crash scenario (3-5 minutes).
@@ -7,7 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo try test test-real test-real-demo lint bench clean soak
+.PHONY: demo try test test-unit test-integration test-e2e test-real test-real-demo lint bench clean soak
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,16 @@ lint: $(BIN)/.installed
 
 test: lint
 	$(BIN)/pytest -q
+
+# Each tier alone: no I/O / real sshd, PostgreSQL and HTTP / the CLI against the sandbox.
+test-unit: $(BIN)/.installed
+	$(BIN)/pytest -q tests/unit
+
+test-integration: $(BIN)/.installed
+	$(BIN)/pytest -q tests/integration
+
+test-e2e: $(BIN)/.installed
+	$(BIN)/pytest -q tests/e2e
 
 # A longer randomized sync-back soak (real PostgreSQL 18 -> 18 and 18 -> 15).
 SEEDS ?= 1-20

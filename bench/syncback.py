@@ -73,9 +73,9 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from openclaw_failover.config import Config, load_config  # noqa: E402
-from openclaw_failover.runner import Masker  # noqa: E402
-from openclaw_failover.syncback import BASELINE_FILE, disable_subscription  # noqa: E402
+from openclaw_failover.config.loader import Config, load_config  # noqa: E402
+from openclaw_failover.local.runner import Masker  # noqa: E402
+from openclaw_failover.syncback.run import BASELINE_FILE, disable_subscription  # noqa: E402
 from tests.harness.pg import (  # noqa: E402
     LOOPBACK,
     MEMU_TABLES,

@@ -22,11 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from openclaw_failover import splitkeys  # noqa: E402
-from openclaw_failover.runner import Masker  # noqa: E402
-from openclaw_failover.syncback import disable_subscription  # noqa: E402
+from openclaw_failover.local.runner import Masker  # noqa: E402
+from openclaw_failover.syncback.db import splitkeys  # noqa: E402
+from openclaw_failover.syncback.run import disable_subscription  # noqa: E402
 from tests.harness.pg import bulk_memories, make_memu_pair  # noqa: E402
-from tests.test_syncback import cfg_for  # noqa: E402
+from tests.integration.test_syncback import cfg_for  # noqa: E402
 
 
 def peak_rss_mb() -> float:

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from openclaw_failover.config import Config, parse_config
+from openclaw_failover.config.loader import Config, parse_config
 from tests.harness.sshd import (
     LOOPBACK,
     FakeGateway,

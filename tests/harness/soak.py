@@ -410,8 +410,8 @@ class Soak:
         self.archive_quarantine(c)
 
     def takeover(self) -> None:
-        from openclaw_failover.runner import Masker
-        from openclaw_failover.syncback import disable_subscription
+        from openclaw_failover.config.secrets import Masker
+        from openclaw_failover.syncback.run import disable_subscription
         from tests.harness.syncback_runner import build_config
 
         line = disable_subscription(build_config(self.spec), Masker())
@@ -605,8 +605,8 @@ class Soak:
         )
 
     def run_here(self, mode: str) -> subprocess.CompletedProcess[str]:
-        from openclaw_failover.runner import Masker
-        from openclaw_failover.syncback import sync_back
+        from openclaw_failover.config.secrets import Masker
+        from openclaw_failover.syncback.run import sync_back
         from tests.harness.syncback_runner import build_config, kwargs_for
 
         spec = {**self.spec, "mode": mode}
@@ -659,7 +659,7 @@ class Soak:
 
     def quarantined(self) -> dict[tuple[str, str], set[str]] | None:
         try:
-            from openclaw_failover.quarantine import quarantined_keys
+            from openclaw_failover.syncback.quarantine import quarantined_keys
         except ImportError:
             return None
         return quarantined_keys(self.state_dir)
@@ -676,16 +676,16 @@ class Soak:
     ) -> list[Violation]:
         q = self.quarantined()
         if q is None:
-            missing = "openclaw_failover.quarantine is missing: deleted/overwritten rows unchecked"
+            missing = "openclaw_failover.syncback.quarantine is missing: deleted/overwritten rows unchecked"
             return [Violation("quarantine", "", "", missing)]
         out = check_quarantine(p1, s1, final_p, final_s, q)
         return out + (check_orphans_quarantined(exp, q) if orphans else [])
 
     def after_checks(self, apply_before: int) -> list[Violation]:
         try:
-            from openclaw_failover.splitstate import read_baseline
+            from openclaw_failover.syncback.splitstate import read_baseline
         except ImportError:  # before splitstate.py
-            from openclaw_failover.syncback import read_baseline
+            from openclaw_failover.syncback.splitstate import read_baseline
 
         out = []
         if read_baseline(self.state_dir) is not None:

@@ -7,10 +7,10 @@
 serves), ``final`` (merge, then the standby made equal and re-subscribed) and
 ``repair`` (no takeover baseline: ``split=False``); optional
 ``"discard_standby_only": true``.  The Config is built like
-``tests/test_syncback.py``'s ``cfg_for``.  Prints ``report.to_json()`` as one
+``tests/integration/test_syncback.py``'s ``cfg_for``.  Prints ``report.to_json()`` as one
 JSON line; exit status 0 when the report is ok, 1 when not, 2 on a bad spec.
 ``OCF_FAULT_POINT=<name>`` in the environment makes the sync-back kill itself
-at that point (openclaw_failover.faults).
+at that point (openclaw_failover.local.faults).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from openclaw_failover.config import Config, DatabaseConfig
+from openclaw_failover.config.loader import Config, DatabaseConfig
 
 MODES = {
     "serving": {"serving": True},
@@ -30,7 +30,7 @@ MODES = {
 
 
 def build_config(spec: dict[str, Any]) -> Config:
-    from tests.test_decide import make_cfg
+    from tests.unit.test_decide import make_cfg
 
     base = make_cfg()
     db = DatabaseConfig(
@@ -51,8 +51,8 @@ def kwargs_for(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    from openclaw_failover.runner import Masker
-    from openclaw_failover.syncback import sync_back
+    from openclaw_failover.config.secrets import Masker
+    from openclaw_failover.syncback.run import sync_back
 
     if len(argv) != 1:
         print("usage: python -m tests.harness.syncback_runner SPEC.json", file=sys.stderr)

@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 import yaml
 
-from openclaw_failover.config import (
+from openclaw_failover.config.loader import (
     Config,
     PrimaryConfig,
     SSHConfig,
     StandbyConfig,
     StandbyGateway,
 )
-from openclaw_failover.gateway import LocalGateway
-from openclaw_failover.runner import Masker
+from openclaw_failover.config.secrets import Masker
+from openclaw_failover.local.gateway import LocalGateway
 from tests.harness.sshd import SSHServer, require_openssh
 from tests.real.conftest import Gateway, group_pids, rss_mb, wait_until
 

@@ -41,7 +41,7 @@ from openclaw_failover.sandbox.procs import Unit, UnitSpec
 from openclaw_failover.sandbox.telegram import read_messages
 
 if TYPE_CHECKING:
-    from openclaw_failover.tick import TickResult
+    from openclaw_failover.engine.tick import TickResult
 
 Say = Callable[[str], None]
 SAMPLE_MEMORIES = (
@@ -336,8 +336,8 @@ class Sandbox:
 
     def tick(self) -> TickResult:
         """One real ``ocf check`` against the sandbox, in this process (main thread only)."""
-        from openclaw_failover.config import load_config
-        from openclaw_failover.tick import Tick
+        from openclaw_failover.config.loader import load_config
+        from openclaw_failover.engine.tick import Tick
 
         env = {**os.environ, "OCF_CONFIG": str(self.config_path)}
         return Tick(load_config(self.config_path, env), env).run()

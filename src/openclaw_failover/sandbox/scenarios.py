@@ -7,7 +7,7 @@
    while SSH works) -> ocf fences it over SSH and takes over -> memories ->
    the next check gives back and restarts the primary's gateway over SSH.
 
-A check is the real ``ocf check`` code (:class:`openclaw_failover.tick.Tick`)
+A check is the real ``ocf check`` code (:class:`openclaw_failover.engine.tick.Tick`)
 run in this process every two seconds instead of every two minutes.  After
 each give-back the demo verifies the data (see :mod:`.checks`) and prints a
 summary (:mod:`.demo`).  Run it in the main thread: a check's deadline is a

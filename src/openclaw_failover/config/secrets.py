@@ -1,0 +1,40 @@
+"""The one masker: every text that leaves ocf (logs, events, status, notices, errors)
+passes through a :class:`Masker` built from the config's secrets, then, if it must be
+short, through :func:`shorten` (mask first, then shorten).  A command builds it once:
+``cfg.masker``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+
+
+class Masker:
+    """Replaces every known secret in a text by ``***``: the one masker of ocf.
+
+    Each secret is also masked in its URL-encoded forms (``quote`` with and without
+    ``/`` kept, ``quote_plus``), as an error page or a log line may echo a request.
+    Callers mask first and shorten afterwards (:func:`shorten`): a secret cut in
+    half by a shortening would no longer be found.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        forms: set[str] = set()
+        for secret in secrets:
+            if secret and len(secret) >= 4:
+                forms.update((secret, quote(secret, safe=""), quote(secret), quote_plus(secret)))
+        self.secrets = sorted(forms, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters; call it on masked text only."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -1,0 +1,9 @@
+"""The model and the pure decisions: no I/O, no clock, no network.
+
+``model`` holds the facts the actors report (probe results, command results,
+notices, witness reports); ``state`` the standby's state and its strict reader;
+``decide`` the one function that chooses what a check does,
+``decide(state, observation, config, now) -> (new state, actions, reason)``,
+and the other pure choices (recovery after a crash, what `ocf syncback` does
+in each role).  May import ``config`` only.
+"""

@@ -1,0 +1,284 @@
+"""Carry out the state machine's actions: take over, give back, restart the local gateway.
+
+Each action returns an :class:`~openclaw_failover.core.decide.Outcome`; it never
+raises for an expected failure (a command that fails, a gateway that does not
+come up).  Every step is listed in ``Outcome.steps`` for the events log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from openclaw_failover.config.loader import Config
+from openclaw_failover.config.secrets import Masker
+from openclaw_failover.core.decide import Action, Fence, GiveBack, Outcome, RestartLocal, TakeOver
+from openclaw_failover.core.model import CommandResult, ProbeResult, ProbeStatus
+from openclaw_failover.engine.store import FENCE_MARKER
+from openclaw_failover.local import safefs
+from openclaw_failover.local.gateway import LocalGateway
+from openclaw_failover.primary import remote
+
+if TYPE_CHECKING:
+    from openclaw_failover.syncback.db.splitstart import TakeoverDb
+    from openclaw_failover.syncback.report import SyncReport
+
+log = logging.getLogger(__name__)
+
+FENCE_SETTLE = 2.0  # seconds before checking that a fenced gateway stays down
+
+RemoteRun = Callable[..., CommandResult]
+Probe = Callable[[Config, Masker], ProbeResult]
+
+
+@dataclass
+class Actor:
+    """Runs actions against the real world (or describes them, with ``dry_run``)."""
+
+    cfg: Config
+    mask: Masker
+    env: Mapping[str, str]
+    dry_run: bool = False
+    sleep: Callable[[float], None] = time.sleep
+    remote_run: RemoteRun = remote.run_remote
+    probe: Probe | None = None
+    gateway: LocalGateway | None = None
+    # (url, seconds) -> (ready, one line); None: local.readiness.await_ready
+    await_ready: Callable[[str, float], tuple[bool, str]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.gateway is None:
+            self.gateway = LocalGateway(
+                self.cfg, mask=self.mask, env=self.env, dry_run=self.dry_run
+            )
+        if self.probe is None:
+            from openclaw_failover.primary.probe import probe_primary
+
+            self.probe = probe_primary
+
+    @property
+    def local(self) -> LocalGateway:
+        assert self.gateway is not None
+        return self.gateway
+
+    def run(self, action: Action) -> Outcome:
+        if isinstance(action, TakeOver):
+            return self.take_over(action)
+        if isinstance(action, GiveBack):
+            return self.give_back(action)
+        if isinstance(action, RestartLocal):
+            out = self.local.start()
+            return Outcome(ok=out.ok, detail=_last(out.steps), steps=list(out.steps))
+        if isinstance(action, Fence):
+            steps: list[str] = []
+            fenced = self._fence(steps)
+            return Outcome(ok=fenced, fenced=fenced, detail=_last(steps), steps=steps)
+        raise TypeError(f"not an executable action: {action!r}")
+
+    # ------------------------------------------------------------------ take over
+
+    def take_over(self, action: TakeOver) -> Outcome:
+        """(a) fence the primary, (b) start the local gateway, (c) wait until it answers."""
+        steps: list[str] = []
+        fenced = False
+        if action.fence:
+            fenced = self._fence(steps)
+            problem = self._fence_problem(fenced, action.strict, steps)
+            if problem:
+                return Outcome(ok=False, aborted=True, detail=problem, steps=steps)
+        pending = self._prepare_sync(steps)
+        out = self.local.start()
+        if pending is not None:  # the standby's keys were streamed while the gateway started
+            steps.append(pending.finish())
+        steps += out.steps
+        if not out.ok:
+            return Outcome(ok=False, detail=_last(out.steps), fenced=fenced, steps=steps)
+        detail = f"local gateway up ({out.method})"
+        if not self.dry_run:
+            ready, line = self._await_ready(out.duration)
+            steps.append(self.mask(line))
+            if not ready:
+                detail += f"; {self.mask(line)}"
+        return Outcome(ok=True, detail=detail, fenced=fenced, steps=steps)
+
+    def _await_ready(self, spent: float) -> tuple[bool, str]:
+        """Readiness within what is left of start_timeout (at least 5 s)."""
+        from openclaw_failover.local import readiness
+
+        gw = self.cfg.standby.gateway
+        left = max(gw.start_timeout - spent, 5.0)
+        if self.await_ready is not None:
+            return self.await_ready(readiness.ready_url(gw), left)
+        return readiness.await_ready(readiness.ready_url(gw), left, sleep=self.sleep)
+
+    def _fence(self, steps: list[str]) -> bool:
+        command = self.cfg.primary.gateway.stop_command
+        assert command is not None
+        if not self.dry_run:  # before the stop: a lost state file must not forget it
+            safefs.ensure_dir(self.cfg.state_dir)
+            safefs.touch(self.cfg.state_dir / FENCE_MARKER)  # a symlink there is not followed
+        res = self._remote(command)
+        steps.append(f"fence primary: {res.summary()}")
+        if not res.ok:
+            log.warning("could not fence the primary's gateway: %s", res.summary())
+        return res.ok and not self.dry_run
+
+    def _fence_problem(self, fenced: bool, strict: bool, steps: list[str]) -> str:
+        """Why the takeover must stop here, or "" to go on.
+
+        A manual takeover (``strict``) needs the fence; any fence must hold: a
+        gateway that answers again (macOS KeepAlive restarting it) would make two.
+        """
+        if self.dry_run:
+            return ""
+        if not fenced:
+            if strict:
+                return "could not stop the primary's gateway; not taking over (two gateways)"
+            return ""
+        assert self.probe is not None
+        self.sleep(FENCE_SETTLE)
+        result = self.probe(self.cfg, self.mask)
+        if result.status is ProbeStatus.HEALTHY:
+            steps.append(f"primary's gateway answers again after fencing ({result.detail})")
+            return (
+                "the primary's gateway answers again after stop_command (restarted by "
+                "launchd KeepAlive? use the disabling form); not taking over"
+            )
+        steps.append(f"fence holds: primary {result.status}")
+        return ""
+
+    # ------------------------------------------------------------------ give back
+
+    def give_back(self, action: GiveBack) -> Outcome:
+        """Stop the local gateway, sync back, then restart the primary's gateway if fenced.
+
+        The bulk of the merge runs first, while this standby still serves (a
+        long sync-back costs no downtime); the final pass after the stop only
+        carries what was written in between.
+        """
+        steps: list[str] = []
+        pre = self._sync(serving=True)
+        if not pre.skipped:
+            steps.append(f"while still serving: {pre.summary()}")
+        stop = self.local.stop()
+        steps += stop.steps
+        if not stop.ok:
+            return Outcome(ok=False, detail=_last(stop.steps), local_stopped=False, steps=steps)
+        try:
+            final = self._sync()
+        except BaseException:  # the tick's deadline: never leave nobody serving
+            if action.unfence:
+                self.local.start()
+            raise
+        steps.append(final.summary())
+        if pre.ok:
+            final.absorb(pre)  # the notice counts both passes
+        sync_ok, sync_summary = final.ok, final.summary()
+        if action.unfence and self.cfg.check.handoff_delay and not self.dry_run:
+            # Telegram may still hold our last long poll: let it expire before the
+            # primary's gateway polls, so neither gets a 409 Conflict.
+            steps.append(f"handoff delay: {self.cfg.check.handoff_delay:g}s")
+            self.sleep(self.cfg.check.handoff_delay)
+        unfenced, detail = self._unfence(steps) if action.unfence else (False, "")
+        if not action.unfence or unfenced:
+            return Outcome(
+                ok=sync_ok,
+                local_stopped=True,
+                sync_ok=sync_ok,
+                sync_summary=sync_summary,
+                unfenced=unfenced,
+                steps=steps,
+            )
+        # Nobody would serve: start the local gateway again and keep serving.
+        restart = self.local.start()
+        steps += restart.steps
+        return Outcome(
+            ok=False,
+            detail=detail,
+            local_stopped=not restart.ok,
+            sync_ok=sync_ok,
+            sync_summary=sync_summary,
+            restored_local=restart.ok,
+            steps=steps,
+        )
+
+    def _prepare_sync(self, steps: list[str]) -> TakeoverDb | None:
+        """Before serving: stop applying the primary's changes, note the workspace files.
+
+        Returns the database step still recording the standby's keys (joined
+        once the local gateway was started)."""
+        if self.dry_run:
+            steps += ["would disable the subscription"] if self.cfg.database else []
+            return None
+        pending = None
+        if self.cfg.database:
+            from openclaw_failover.syncback.db import splitstart
+
+            pending = splitstart.prepare(self.cfg, self.mask)
+        if self.cfg.files:
+            from openclaw_failover.syncback.files.sync import take_manifest
+
+            try:
+                steps.append(f"workspace manifest: {take_manifest(self.cfg)}")
+            except OSError as exc:
+                steps.append(f"could not record the workspace manifest: {exc.strerror or exc}")
+        return pending
+
+    def _sync(self, serving: bool = False) -> SyncReport:
+        """Rows and files standby -> primary; ``serving``: merge only, no reconcile."""
+        from openclaw_failover.syncback.run import sync_back
+
+        return sync_back(self.cfg, mask=self.mask, dry_run=self.dry_run, serving=serving)
+
+    def _unfence(self, steps: list[str]) -> tuple[bool, str]:
+        assert self.probe is not None
+        if self.dry_run:
+            steps.append("would restart the primary's gateway")
+            return True, ""
+        if self.probe(self.cfg, self.mask).status is ProbeStatus.HEALTHY:
+            steps.append("primary's gateway already answering")
+            return True, ""
+        command = self.cfg.primary.gateway.start_command
+        if command is None:
+            detail = (
+                "primary.gateway.start_command is not set: cannot restart the fenced primary's "
+                "gateway; start it by hand, then run 'ocf release'"
+            )
+            steps.append(detail)
+            return False, detail
+        res = self._remote(command)
+        steps.append(f"restart primary's gateway: {res.summary()}")
+        if not res.ok:
+            return False, f"could not restart the primary's gateway ({res.summary()})"
+        return self._wait_primary(steps)
+
+    def _wait_primary(self, steps: list[str]) -> tuple[bool, str]:
+        assert self.probe is not None
+        timeout = self.cfg.standby.gateway.start_timeout
+        end = time.monotonic() + timeout
+        while True:
+            result = self.probe(self.cfg, self.mask)
+            if result.status is ProbeStatus.HEALTHY:
+                steps.append(f"primary's gateway answering ({result.detail})")
+                return True, ""
+            if time.monotonic() >= end:
+                detail = f"primary's gateway not answering after {timeout:g}s ({result.detail})"
+                steps.append(detail)
+                return False, detail
+            self.sleep(1.0)
+
+    def _remote(self, command: tuple[str, ...]) -> CommandResult:
+        return self.remote_run(
+            self.cfg,
+            command,
+            timeout=self.cfg.primary.ssh.command_timeout,
+            mask=self.mask,
+            dry_run=self.dry_run,
+        )
+
+
+def _last(steps: list[str]) -> str:
+    return steps[-1] if steps else ""

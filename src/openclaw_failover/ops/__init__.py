@@ -1,0 +1,7 @@
+"""The operator's commands behind the CLI: everything run by hand.
+
+``status`` and ``history`` read the state and the events; ``drill`` fails over
+and back on purpose; ``install`` and ``installguard`` write cron/systemd
+schedules safely; ``init`` and ``init_ssh`` guide a first setup; ``doctor/``
+checks the whole setup.  May import ``engine`` and everything below it.
+"""
