@@ -28,7 +28,7 @@ from tests.harness.fake_telegram import DEFAULT_TOKEN, FakeTelegram
 from tests.harness.fixtures import deep_merge
 from tests.harness.sshd import SSHServer, free_port
 
-HARNESS = Path(__file__).resolve().parent / "harness"
+HARNESS = Path(__file__).resolve().parents[1] / "harness"
 SERVICE = [sys.executable, str(HARNESS / "fake_service.py")]
 FAKE_GATEWAY = [sys.executable, str(HARNESS / "fake_gateway_proc.py")]
 

@@ -36,7 +36,7 @@ from openclaw_failover.config.secrets import Masker
 from openclaw_failover.local.gateway import GatewayOutcome, LocalGateway
 from openclaw_failover.local.httpcheck import answers
 
-HARNESS = Path(__file__).resolve().parent / "harness"
+HARNESS = Path(__file__).resolve().parents[1] / "harness"
 FAKE_GATEWAY = str(HARNESS / "fake_gateway_proc.py")
 FAKE_SERVICE = str(HARNESS / "fake_service.py")
 PY = sys.executable
