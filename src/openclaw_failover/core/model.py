@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class ProbeStatus(enum.StrEnum):
@@ -116,16 +116,6 @@ class CommandResult:
         tail = (self.stderr.strip() or self.stdout.strip()).splitlines()
         last = f": {tail[-1][:200]}" if tail and self.returncode else ""
         return f"{name}: exit {self.returncode}{last}"
-
-
-@dataclass
-class StepLog:
-    """What an action did, step by step, for events and notices."""
-
-    steps: list[str] = field(default_factory=list)
-
-    def add(self, text: str) -> None:
-        self.steps.append(text)
 
 
 @dataclass

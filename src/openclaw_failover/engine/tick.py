@@ -59,7 +59,7 @@ def _differs(old: State, new: State) -> bool:
 
 
 class ExitStatus(enum.IntEnum):
-    """Process exit codes, mapped from outcomes in one place (cli.exit_code)."""
+    """Process exit codes: a tick returns one; cli.app._dispatch maps every exception to one."""
 
     OK = 0  # the tick ran (whatever it decided)
     ACTION_FAILED = 1  # an action failed, a manual request was refused, or the deadline hit
