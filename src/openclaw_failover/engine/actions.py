@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from openclaw_failover.config.loader import Config
 from openclaw_failover.config.secrets import Masker
+from openclaw_failover.core import choices
 from openclaw_failover.core.decide import Action, Fence, GiveBack, Outcome, RestartLocal, TakeOver
 from openclaw_failover.core.model import CommandResult, ProbeResult, ProbeStatus
 from openclaw_failover.engine.store import FENCE_MARKER
@@ -127,28 +128,19 @@ class Actor:
         return res.ok and not self.dry_run
 
     def _fence_problem(self, fenced: bool, strict: bool, steps: list[str]) -> str:
-        """Why the takeover must stop here, or "" to go on.
-
-        A manual takeover (``strict``) needs the fence; any fence must hold: a
-        gateway that answers again (macOS KeepAlive restarting it) would make two.
-        """
+        """Why the takeover must stop here, or "" to go on (core.choices decides)."""
         if self.dry_run:
             return ""
-        if not fenced:
-            if strict:
-                return "could not stop the primary's gateway; not taking over (two gateways)"
-            return ""
-        assert self.probe is not None
-        self.sleep(FENCE_SETTLE)
-        result = self.probe(self.cfg, self.mask)
-        if result.status is ProbeStatus.HEALTHY:
-            steps.append(f"primary's gateway answers again after fencing ({result.detail})")
-            return (
-                "the primary's gateway answers again after stop_command (restarted by "
-                "launchd KeepAlive? use the disabling form); not taking over"
-            )
-        steps.append(f"fence holds: primary {result.status}")
-        return ""
+        after = None
+        if fenced:  # does the fence hold?  Probe again once the stop settled.
+            assert self.probe is not None
+            self.sleep(FENCE_SETTLE)
+            after = self.probe(self.cfg, self.mask)
+            if after.status is ProbeStatus.HEALTHY:
+                steps.append(f"primary's gateway answers again after fencing ({after.detail})")
+            else:
+                steps.append(f"fence holds: primary {after.status}")
+        return choices.fence_verdict(strict=strict, fenced=fenced, after_fence=after)
 
     # ------------------------------------------------------------------ give back
 
@@ -170,20 +162,19 @@ class Actor:
         try:
             final = self._sync()
         except BaseException:  # the tick's deadline: never leave nobody serving
-            if action.unfence:
+            if choices.restore_local(unfence=action.unfence, unfenced=False):
                 self.local.start()
             raise
         steps.append(final.summary())
         if pre.ok:
             final.absorb(pre)  # the notice counts both passes
         sync_ok, sync_summary = final.ok, final.summary()
-        if action.unfence and self.cfg.check.handoff_delay and not self.dry_run:
-            # Telegram may still hold our last long poll: let it expire before the
-            # primary's gateway polls, so neither gets a 409 Conflict.
-            steps.append(f"handoff delay: {self.cfg.check.handoff_delay:g}s")
-            self.sleep(self.cfg.check.handoff_delay)
+        delay = choices.handoff_delay(self.cfg, unfence=action.unfence, dry_run=self.dry_run)
+        if delay:  # Telegram's last long poll of ours expires first (no 409 Conflict)
+            steps.append(f"handoff delay: {delay:g}s")
+            self.sleep(delay)
         unfenced, detail = self._unfence(steps) if action.unfence else (False, "")
-        if not action.unfence or unfenced:
+        if not choices.restore_local(unfence=action.unfence, unfenced=unfenced):
             return Outcome(
                 ok=sync_ok,
                 local_stopped=True,
