@@ -5,5 +5,6 @@ notices, witness reports); ``state`` the standby's state and its strict reader;
 ``decide`` the one function that chooses what a check does,
 ``decide(state, observation, config, now) -> (new state, actions, reason)``,
 and the other pure choices (recovery after a crash, what `ocf syncback` does
-in each role).  May import ``config`` only.
+in each role); ``choices`` the forks met half-way through an action (abort a
+takeover whose fence did not hold, undo a give-back nobody would serve after).  May import ``config`` only.
 """
