@@ -313,9 +313,12 @@ def _count_failure(s: State, obs: Observation, cfg: Config, now: float, waiting:
             count = f"{slow}/{c.slow_fall} slow checks, not counted towards fall"
         else:
             count = f"{failed}/{c.fall} failed checks"
+            count += f"; {slow}/{c.slow_fall} since a slow one" if slow else ""
         return Decision(s, [], f"{waiting}: primary {r.status} ({count})")
-    n = failed if failed >= c.fall else slow
-    why = f"primary {r.status} for {_checks(n)} ({r.detail})"
+    if failed >= c.fall:
+        why = f"primary {r.status} for {_checks(failed)} ({r.detail})"
+    else:  # the slow streak: slow checks, extended by any check without a healthy answer
+        why = f"primary slow: no healthy answer for {_checks(slow)} (last {r.status}: {r.detail})"
     if _isolated(obs.witnesses, cfg):
         return _stay_isolated(s, obs, cfg, now, why)
     s = replace(_enter(s, Role.TAKING_OVER, now), isolated_since=None)
