@@ -22,6 +22,7 @@ from openclaw_failover.runner import Masker
 from openclaw_failover.state import FENCE_MARKER
 
 if TYPE_CHECKING:
+    from openclaw_failover.readiness import Readiness
     from openclaw_failover.splitstart import TakeoverDb
     from openclaw_failover.syncback import SyncReport
 
@@ -95,20 +96,24 @@ class Actor:
         if not out.ok:
             return Outcome(ok=False, detail=_last(out.steps), fenced=fenced, steps=steps)
         detail = f"local gateway up ({out.method})"
+        channels = ""
         if not self.dry_run:
-            ready, line = self._await_ready(out.duration)
-            steps.append(self.mask(line))
-            if not ready:
-                detail += f"; {self.mask(line)}"
-        return Outcome(ok=True, detail=detail, fenced=fenced, steps=steps)
+            ready = self._await_ready(out.duration)
+            channels = ready.channel_problem(self.mask)
+            line = self.mask(ready.line)
+            steps.append(line + (f": {channels}" if channels else ""))
+            if not ready.ready:
+                detail += f"; {line}"
+        return Outcome(ok=True, detail=detail, fenced=fenced, steps=steps, channels=channels)
 
-    def _await_ready(self, spent: float) -> tuple[bool, str]:
+    def _await_ready(self, spent: float) -> Readiness:
         """Readiness within what is left of start_timeout (at least 5 s)."""
         from openclaw_failover import readiness
 
         gw = self.cfg.standby.gateway
         left = max(gw.start_timeout - spent, 5.0)
-        return readiness.await_ready(readiness.ready_url(gw), left, sleep=self.sleep)
+        url = readiness.ready_url(gw)
+        return readiness.check_ready(url, left, mask=self.mask, sleep=self.sleep)
 
     def _fence(self, steps: list[str]) -> bool:
         command = self.cfg.primary.gateway.stop_command

@@ -104,6 +104,7 @@ class Outcome:
     unfenced: bool = False  # GiveBack: the primary's gateway was restarted
     restored_local: bool = False  # GiveBack undone: local gateway serving again
     aborted: bool = False  # TakeOver: stopped before starting anything (fencing did not hold)
+    channels: str = ""  # TakeOver: "up, but channel X failing: ..." (masked, shortened)
     steps: list[str] = field(default_factory=list)
 
 
@@ -196,7 +197,8 @@ def _probe_record(result: ProbeResult, now: float) -> dict[str, object]:
 
 
 def _enter(state: State, role: Role, now: float) -> State:
-    return replace(state, role=role, since=now)
+    channels = state.local_channels if role is Role.FAILOVER else ""
+    return replace(state, role=role, since=now, local_channels=channels)
 
 
 def _primary_back(s: State, status: ProbeStatus, cfg: Config, now: float) -> bool:
@@ -498,8 +500,15 @@ def _settle_takeover(
         back_notified=False,
         unfence_failed_at=None,
     )
+    s = replace(s, local_channels=o.channels)
     fenced = "; primary's gateway fenced" if o.fenced else ""
-    return s, [Notify("took_over", reason=a.why)], f"took over: {a.why}{fenced}"
+    channels = f"; local gateway {o.channels}" if o.channels else ""
+    note = Notify("took_over", reason=a.why, detail=_gateway_channels(o.channels))
+    return s, [note], f"took over: {a.why}{fenced}{channels}"
+
+
+def _gateway_channels(channels: str) -> str:
+    return f"The gateway here is {channels}." if channels else ""
 
 
 def _settle_giveback(
