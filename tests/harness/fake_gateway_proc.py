@@ -3,8 +3,12 @@
 
     python tests/harness/fake_gateway_proc.py --port N [--status 200] [--pidfile F]
         [--die-after S] [--delay-start S] [--ignore-term] [--rename NAME] [--worker]
+        [--ready-status N --ready-body JSON]
 
 --delay-start S  sleep S seconds before listening (a slow gateway start)
+--ready-status N, --ready-body JSON
+                 answer GET /readyz with this status and body (the real gateway's
+                 readiness, e.g. 503 {"ready":false,"failing":["telegram"]})
 --die-after S    exit with code 3 after S seconds of serving (a crash)
 --ignore-term    ignore SIGTERM (needs SIGKILL)
 --pidfile F      write the pid to F once listening; removed on a clean exit
@@ -29,11 +33,14 @@ from types import FrameType
 from typing import Any
 
 
-def _handler(status: int) -> type[BaseHTTPRequestHandler]:
+def _handler(status: int, ready: tuple[int, str] | None = None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             body = b'{"ok": true, "fake": "openclaw-gateway"}\n'
-            self.send_response(status)
+            code = status
+            if ready is not None and self.path.split("?")[0] == "/readyz":
+                code, body = ready[0], ready[1].encode()
+            self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -80,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ignore-term", action="store_true")
     ap.add_argument("--rename")
     ap.add_argument("--worker", action="store_true")
+    ap.add_argument("--ready-status", type=int, default=0)
+    ap.add_argument("--ready-body", default="")
     args = ap.parse_args(argv)
+    ready = (args.ready_status, args.ready_body) if args.ready_status else None
     if args.rename and os.environ.get("FAKE_GATEWAY_RENAMED") != args.rename:
         os.environ["FAKE_GATEWAY_RENAMED"] = args.rename
         os.environ["FAKE_GATEWAY_PYTHON"] = sys.executable  # lost with the new argv[0]
@@ -105,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         _say("stopped by signal before listening")
         return stop[0]
     try:
-        server = ThreadingHTTPServer((args.host, args.port), _handler(args.status))
+        server = ThreadingHTTPServer((args.host, args.port), _handler(args.status, ready))
     except OSError as exc:
         _say(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
         return 2

@@ -3,6 +3,7 @@
 
     python tests/harness/fake_service.py start|stop|is-active --port N --state-dir D
         [--status 200] [--delay-start S] [--die-after S] [--ignore-term] [--block S]
+        [--ready-status N --ready-body JSON]
 
 start      starts tests/harness/fake_gateway_proc.py in its own session (like a
            Type=simple unit: returns at once), pid in D/service.pid, output
@@ -11,6 +12,7 @@ stop       SIGTERM (then SIGKILL after 5 s) to the recorded process; exit 0
            also when nothing runs (like stopping an inactive unit)
 is-active  exit 0 when the recorded process runs, else 3
 --block S  sleep S seconds before doing anything (a hanging systemctl)
+--ready-status N, --ready-body JSON   passed on: the gateway's /readyz answer
 
 Each call appends its verb and the user-session variables it saw to
 D/calls.jsonl.  It fails like systemctl under cron, printing
@@ -70,6 +72,8 @@ def start(args: argparse.Namespace, state: Path) -> int:
         argv += ["--die-after", str(args.die_after)]
     if args.ignore_term:
         argv.append("--ignore-term")
+    if args.ready_status:
+        argv += ["--ready-status", str(args.ready_status), "--ready-body", args.ready_body]
     with open(state / "service.log", "ab") as logf:
         proc = subprocess.Popen(
             argv,
@@ -110,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--die-after", type=float, default=0.0)
     ap.add_argument("--ignore-term", action="store_true")
     ap.add_argument("--block", type=float, default=0.0)
+    ap.add_argument("--ready-status", type=int, default=0)
+    ap.add_argument("--ready-body", default="")
     args = ap.parse_args(argv)
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)

@@ -75,13 +75,20 @@ def lab_problem() -> str:
     return ""
 
 
-def netem_available(ns: str, dev: str) -> bool:
-    """Try netem on ``dev`` (and take it off again)."""
+def netem_problem(ns: str, dev: str) -> str:
+    """Why netem cannot shape ``dev`` in ``ns`` ('' when it can): tried, then taken off.
+
+    Without ``tc`` or without the kernel's ``sch_netem`` ("Error: Specified qdisc kind
+    is unknown.") the caller falls back to :class:`LossyForwarder` and says why."""
+    if shutil.which("tc") is None:
+        return "tc not installed (apt-get install iproute2)"
     probe = ["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "netem"]
-    if shutil.which("tc") is None or subprocess.run(probe, capture_output=True).returncode:
-        return False
+    tried = subprocess.run(probe, capture_output=True, text=True, timeout=20)
+    if tried.returncode:
+        said = " ".join((tried.stderr or tried.stdout).split()) or f"exit {tried.returncode}"
+        return f"tc netem refused on this kernel (no sch_netem?): {said}"
     subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root"])
-    return True
+    return ""
 
 
 class NsSSHServer(SSHServer):
@@ -306,8 +313,10 @@ class Lab:
             _ip("link", "set", veth, "up" if up else "down")
 
     def lossy(self, *, loss: float = 0.3, delay: float = 0.3) -> str:
-        """Turn on loss + delay for the primary's replies; returns how ("netem"/"forwarder")."""
-        if netem_available(self.ns_p, self.veth_pp):
+        """Turn on loss + delay for the primary's replies; returns how: "netem", or
+        "forwarder (<why netem is not used>)"."""
+        problem = netem_problem(self.ns_p, self.veth_pp)
+        if not problem:
             spec = ["delay", f"{int(delay * 1000)}ms", "loss", f"{loss * 100:g}%"]
             argv = ["ip", "netns", "exec", self.ns_p, "tc", "qdisc", "add", "dev", self.veth_pp]
             subprocess.run([*argv, "root", "netem", *spec], check=True, capture_output=True)
@@ -317,7 +326,7 @@ class Lab:
         assert self.sshd is not None
         self.sshd.extra_names = (f"[127.0.0.1]:{self.forwarder.port}",)
         self.sshd.write_known_hosts()
-        return "forwarder"
+        return f"forwarder ({problem})"
 
     # ------------------------------------------------------------------ teardown
 

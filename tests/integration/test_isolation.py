@@ -126,6 +126,28 @@ def test_slow_resets_the_fall_count_and_unreachable_extends_slow() -> None:
     assert (s.failed_ticks, s.slow_ticks) == (0, 0)
 
 
+def test_a_slow_streak_takeover_names_the_streak_not_the_last_class() -> None:
+    """The takeover after a slow streak ended by a refusal is not "gateway_down for 3
+    checks" (one refusal, below fall): it names the streak and the last class."""
+    cfg = make_cfg(fall=3)
+    cfg = replace(cfg, check=replace(cfg.check, slow_fall=3))
+    s = decide(State(), obs1(S.GATEWAY_SLOW), cfg, NOW).state
+    s = decide(s, obs1(S.SLOW), cfg, NOW + 1).state
+    d = decide(s, obs1(S.GATEWAY_DOWN), cfg, NOW + 2)
+    assert kinds(d.actions) == ["TakeOver"]
+    take = d.actions[0]
+    assert isinstance(take, TakeOver)
+    assert take.why == (
+        "primary slow: no healthy answer for 3 checks (last gateway_down: detail gateway_down)"
+    )
+    assert "gateway_down for" not in d.reason
+    d = decide(s, obs1(S.UNREACHABLE), cfg, NOW + 2)
+    assert "no healthy answer for 3 checks (last unreachable" in d.reason
+    waiting = decide(decide(State(), obs1(S.SLOW), cfg, NOW).state, obs1(S.REFUSED), cfg, NOW)
+    assert waiting.actions == []
+    assert "primary refused (1/3 failed checks; 2/3 since a slow one)" in waiting.reason
+
+
 def test_fence_only_on_a_clear_refusal() -> None:
     cfg = make_cfg(fence=True)
     d = decide(State(), obs1(S.GATEWAY_DOWN), cfg, NOW)

@@ -153,8 +153,11 @@ def test_render_masks_the_token_everywhere() -> None:
 
 def test_render_unknown_kind_and_broken_template_never_raise() -> None:
     cfg = make_cfg(messages={**DEFAULT_MESSAGES, "took_over": "bad {nope} {0} {", "odd": ""})
-    assert render(cfg, "took_over", reason="r", at=AT) == DEFAULT_MESSAGES["took_over"].format(
-        primary="alpha", standby="bravo", reason="r", time=WHEN
+    assert (
+        render(cfg, "took_over", reason="r", at=AT)
+        == DEFAULT_MESSAGES["took_over"]
+        .format(primary="alpha", standby="bravo", reason="r", time=WHEN, detail="")
+        .strip()
     )
     assert render(cfg, "mystery", detail="d", at=AT) == f"bravo: mystery d ({WHEN})"
     assert render(cfg, "odd", at=AT) == f"bravo: odd ({WHEN})"

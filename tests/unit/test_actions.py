@@ -19,6 +19,7 @@ from openclaw_failover.engine.actions import Actor
 from openclaw_failover.engine.store import StateStore
 from openclaw_failover.engine.tick import ExitStatus, Tick
 from openclaw_failover.local.gateway import GatewayOutcome, LocalGateway
+from openclaw_failover.local.readiness import Readiness
 from openclaw_failover.syncback.run import NOT_CONFIGURED as SYNC_NOT_CONFIGURED
 from tests.unit.test_decide import make_cfg
 
@@ -79,7 +80,7 @@ def actor(cfg: Config, local: FakeLocal, remote: FakeRemote, probe: FakeProbe) -
         remote_run=remote,
         probe=probe,
         gateway=local,  # type: ignore[arg-type]
-        await_ready=lambda url, seconds: (True, f"ready at {url}"),
+        await_ready=lambda url, seconds: Readiness(True, f"ready at {url}"),
     )
 
 

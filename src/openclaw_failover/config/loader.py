@@ -34,7 +34,8 @@ TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 # Notice kinds and their default texts.  Fields available to every template:
 # {primary} {standby} {reason} {time} {detail}
 DEFAULT_MESSAGES: dict[str, str] = {
-    "took_over": "OpenClaw on {primary} OFFLINE - {standby} takes over! ({reason}; {time})",
+    "took_over": "OpenClaw on {primary} OFFLINE - {standby} takes over! ({reason}; {time}) "
+    "{detail}",
     "gave_back": "{primary} ONLINE - {standby} stopped, gateway back on {primary}. "
     "{detail} ({time})",
     "failover_failed": "FAILOVER FAILED - {standby} could not start the gateway! {detail} ({time})",

@@ -104,6 +104,7 @@ class Outcome:
     unfenced: bool = False  # GiveBack: the primary's gateway was restarted
     restored_local: bool = False  # GiveBack undone: local gateway serving again
     aborted: bool = False  # TakeOver: stopped before starting anything (fencing did not hold)
+    channels: str = ""  # TakeOver: "up, but channel X failing: ..." (masked, shortened)
     steps: list[str] = field(default_factory=list)
 
 
@@ -196,7 +197,8 @@ def _probe_record(result: ProbeResult, now: float) -> dict[str, object]:
 
 
 def _enter(state: State, role: Role, now: float) -> State:
-    return replace(state, role=role, since=now)
+    channels = state.local_channels if role is Role.FAILOVER else ""
+    return replace(state, role=role, since=now, local_channels=channels)
 
 
 def _primary_back(s: State, status: ProbeStatus, cfg: Config, now: float) -> bool:
@@ -313,9 +315,12 @@ def _count_failure(s: State, obs: Observation, cfg: Config, now: float, waiting:
             count = f"{slow}/{c.slow_fall} slow checks, not counted towards fall"
         else:
             count = f"{failed}/{c.fall} failed checks"
+            count += f"; {slow}/{c.slow_fall} since a slow one" if slow else ""
         return Decision(s, [], f"{waiting}: primary {r.status} ({count})")
-    n = failed if failed >= c.fall else slow
-    why = f"primary {r.status} for {_checks(n)} ({r.detail})"
+    if failed >= c.fall:
+        why = f"primary {r.status} for {_checks(failed)} ({r.detail})"
+    else:  # the slow streak: slow checks, extended by any check without a healthy answer
+        why = f"primary slow: no healthy answer for {_checks(slow)} (last {r.status}: {r.detail})"
     if _isolated(obs.witnesses, cfg):
         return _stay_isolated(s, obs, cfg, now, why)
     s = replace(_enter(s, Role.TAKING_OVER, now), isolated_since=None)
@@ -495,8 +500,15 @@ def _settle_takeover(
         back_notified=False,
         unfence_failed_at=None,
     )
+    s = replace(s, local_channels=o.channels)
     fenced = "; primary's gateway fenced" if o.fenced else ""
-    return s, [Notify("took_over", reason=a.why)], f"took over: {a.why}{fenced}"
+    channels = f"; local gateway {o.channels}" if o.channels else ""
+    note = Notify("took_over", reason=a.why, detail=_gateway_channels(o.channels))
+    return s, [note], f"took over: {a.why}{fenced}{channels}"
+
+
+def _gateway_channels(channels: str) -> str:
+    return f"The gateway here is {channels}." if channels else ""
 
 
 def _settle_giveback(

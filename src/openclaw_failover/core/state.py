@@ -49,6 +49,7 @@ class State:
     last_reason: str = ""
     last_alert_at: dict[str, float] = field(default_factory=dict)
     outbox: list[Notice] = field(default_factory=list)
+    local_channels: str = ""  # after a takeover: "up, but channel X failing: ..." or ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -116,6 +117,7 @@ _STATE_TYPES = {
     "last_probe": "dict?",
     "last_tick_at": "number?",
     "last_reason": "str",
+    "local_channels": "str",
 }
 _NOTICE_TYPES = {
     "id": "str",

@@ -24,6 +24,7 @@ from openclaw_failover.local.gateway import LocalGateway
 from openclaw_failover.primary import remote
 
 if TYPE_CHECKING:
+    from openclaw_failover.local.readiness import Readiness
     from openclaw_failover.syncback.db.splitstart import TakeoverDb
     from openclaw_failover.syncback.report import SyncReport
 
@@ -47,8 +48,8 @@ class Actor:
     remote_run: RemoteRun = remote.run_remote
     probe: Probe | None = None
     gateway: LocalGateway | None = None
-    # (url, seconds) -> (ready, one line); None: local.readiness.await_ready
-    await_ready: Callable[[str, float], tuple[bool, str]] | None = None
+    # (url, seconds) -> Readiness; None: local.readiness.check_ready
+    await_ready: Callable[[str, float], Readiness] | None = None
 
     def __post_init__(self) -> None:
         if self.gateway is None:
@@ -98,22 +99,26 @@ class Actor:
         if not out.ok:
             return Outcome(ok=False, detail=_last(out.steps), fenced=fenced, steps=steps)
         detail = f"local gateway up ({out.method})"
+        channels = ""
         if not self.dry_run:
-            ready, line = self._await_ready(out.duration)
-            steps.append(self.mask(line))
-            if not ready:
-                detail += f"; {self.mask(line)}"
-        return Outcome(ok=True, detail=detail, fenced=fenced, steps=steps)
+            ready = self._await_ready(out.duration)
+            channels = ready.channel_problem(self.mask)
+            line = self.mask(ready.line)
+            steps.append(line + (f": {channels}" if channels else ""))
+            if not ready.ready:
+                detail += f"; {line}"
+        return Outcome(ok=True, detail=detail, fenced=fenced, steps=steps, channels=channels)
 
-    def _await_ready(self, spent: float) -> tuple[bool, str]:
+    def _await_ready(self, spent: float) -> Readiness:
         """Readiness within what is left of start_timeout (at least 5 s)."""
         from openclaw_failover.local import readiness
 
         gw = self.cfg.standby.gateway
         left = max(gw.start_timeout - spent, 5.0)
+        url = readiness.ready_url(gw)
         if self.await_ready is not None:
-            return self.await_ready(readiness.ready_url(gw), left)
-        return readiness.await_ready(readiness.ready_url(gw), left, sleep=self.sleep)
+            return self.await_ready(url, left)
+        return readiness.check_ready(url, left, mask=self.mask, sleep=self.sleep)
 
     def _fence(self, steps: list[str]) -> bool:
         command = self.cfg.primary.gateway.stop_command

@@ -250,6 +250,7 @@ class Tick:
                 ok=outcome.ok,
                 steps=outcome.steps,
                 duration=round(time.monotonic() - started, 3),
+                **({"channels": outcome.channels} if outcome.channels else {}),
             )
             state = self._transition(state, self._queue(new, notes, now), reason)
             self._persist(state)

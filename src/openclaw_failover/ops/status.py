@@ -68,7 +68,11 @@ def collect(
         "fenced": s.fenced,
         "manual_hold": s.manual_hold,
         "failback": cfg.check.failback,
-        "local_gateway": {"url": cfg.standby.gateway.health_url, "answering": local_up},
+        "local_gateway": {
+            "url": cfg.standby.gateway.health_url,
+            "answering": local_up,
+            "channels": s.local_channels or None,  # at the takeover: "up, but channel X failing"
+        },
         "pending_notifications": [
             {
                 "kind": n.kind,
@@ -198,7 +202,8 @@ def render(info: dict[str, Any]) -> str:
         f"witnesses:      {_witness_line(info['witnesses'])}",
         f"primary fenced: {'yes' if info['fenced'] else 'no'}",
         f"local gateway:  {'answering' if info['local_gateway']['answering'] else 'not answering'}"
-        f" ({info['local_gateway']['url']})",
+        f" ({info['local_gateway']['url']})"
+        + (f"; at takeover {_line(ch)}" if (ch := info["local_gateway"].get("channels")) else ""),
         f"notifications:  {info['notifications']}, {len(info['pending_notifications'])} pending",
     ]
     for n in info["pending_notifications"]:
