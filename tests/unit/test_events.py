@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,10 @@ from hypothesis import strategies as st
 from openclaw_failover.core import events as ev
 from openclaw_failover.core.decide import Fence, GiveBack, Outcome, RestartLocal, TakeOver
 from openclaw_failover.core.events import EVENT_SCHEMA, Event, EventKind, SyncCounts, parse_event
+from openclaw_failover.core.model import ProbeStatus
+from openclaw_failover.core.state import Role, State
+from openclaw_failover.engine.actions import Actor
+from openclaw_failover.engine.store import StateStore
 from openclaw_failover.engine.tick import action_event
 from openclaw_failover.ops import history
 from openclaw_failover.syncback.db.merge import TableMerge
@@ -223,6 +228,18 @@ def test_an_old_give_back_without_sync_steps_has_no_sync() -> None:
     assert event.payload.sync is None
 
 
+def test_sentences_are_never_read_in_a_schema_2_line() -> None:
+    steps = ["while still serving: rows synced back: 3 inserted, 1 updated", "still answering"]
+    line = Event(TS, ev.GaveBack(False, "still answering", tuple(steps), 1.0)).to_json()
+    event = parse_event(line)
+    assert event is not None and isinstance(event.payload, ev.GaveBack)
+    assert event.payload.sync is None and "v" in line
+    summary = "rows synced back: 9 inserted, 9 updated"
+    synced = parse_event({"v": 2, "ts": 1, "type": "syncback", "ok": True, "summary": summary})
+    assert synced is not None and isinstance(synced.payload, ev.SyncedBack)
+    assert synced.payload.sync.rows == 0
+
+
 def test_old_lines_render_in_history_as_before() -> None:
     """The table the code before typed events printed for OLD_LINES, but for two fixes:
     the first probe's ``None`` is ``?`` and a fence is named ``fence``, not ``Fence``."""
@@ -282,44 +299,77 @@ def test_fields_of_the_wrong_type_take_their_defaults() -> None:
     assert tick is not None and tick.payload == ev.TickDone("", 0) and tick.at is None
 
 
-_KEYS = st.sampled_from(
-    ["ts", "type", "action", "v", "ok", "steps", "sync", "summary", "rows", "reason", "from",
-     "to", "kind", "id", "text", "why", "error", "was", "status", "detail", "duration",
-     "warning", "result", "kept_as", "inserted", "updated", "quarantined"]
-)  # fmt: skip
+_FIELDS = ["v", "ok", "steps", "sync", "summary", "rows", "reason", "from", "to", "kind", "id",
+           "text", "why", "error", "was", "status", "detail", "duration", "warning", "result",
+           "kept_as", "skipped", "inserted", "updated", "deleted", "quarantined", "files",
+           "bytes"]  # fmt: skip
+_KEYS = st.sampled_from(["ts", "type", "action", *_FIELDS])
 _TYPES = st.sampled_from([*(str(k) for k in EventKind), "action", "other"])
 _ACTIONS = st.sampled_from([*ev.ACTION_NAMES.values(), "Notify"])
+ODD = [math.nan, math.inf, -math.inf, 1e300, -1, 2**70, True, None, "", [1, None], {"a": {}}]
+_ODD = st.sampled_from(ODD)
 _LEAVES = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=20)
-    | _TYPES
-    | _ACTIONS
+    _ODD | st.booleans() | st.integers() | st.floats() | st.text(max_size=20) | _TYPES | _ACTIONS
 )
 _VALUES = st.recursive(
     _LEAVES,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=5),
     max_leaves=12,
 )
-
-
-@settings(max_examples=400, deadline=None)
-@given(
-    data=st.dictionaries(_KEYS, _VALUES, max_size=10),
-    ts=st.none() | st.floats() | st.integers(),
-    kind=_TYPES,
-    action=_ACTIONS,
+# a line shaped like an event: a type, a ts, and any of the payloads' fields, odd or not
+_SHAPED = st.fixed_dictionaries(
+    {"ts": st.floats() | st.integers() | _ODD, "type": _TYPES, "action": _ACTIONS},
+    optional={k: _VALUES for k in _FIELDS},
 )
-def test_any_decoded_line_reads_or_is_skipped_never_raises(
-    data: dict[str, Any], ts: Any, kind: str, action: str
-) -> None:
-    for line in (data, {**data, "ts": ts, "type": kind, "action": action}):
-        event = parse_event(line)
-        if event is None:
-            continue
+
+
+@settings(max_examples=300, deadline=None)
+@given(line=st.dictionaries(_KEYS, _VALUES, max_size=10) | _SHAPED)
+def test_any_decoded_line_reads_or_is_skipped_never_raises(line: dict[str, Any]) -> None:
+    event = parse_event(line)
+    if event is not None:
         # what was read is written back and read again unchanged (ts to the millisecond)
         again = parse_event(json.loads(json.dumps(event.to_json())))
         assert again is not None and again.payload == event.payload and again.kind is event.kind
         assert parse_event(again.to_json()) == again
+
+
+@pytest.mark.parametrize("kind", [*(str(k) for k in EventKind if k not in ev.ACTION_NAMES),
+                                  *ev.ACTION_NAMES.values()])  # fmt: skip
+def test_every_field_of_every_kind_survives_every_odd_value(kind: str) -> None:
+    head = (
+        {"ts": TS, "type": "action", "action": kind}
+        if kind[0].isupper()
+        else {"ts": TS, "type": kind}
+    )
+    for key in _FIELDS:
+        for odd in ODD:
+            event = parse_event({**head, key: odd, "sync": {key: odd}})
+            assert event is not None, (key, odd)
+            assert parse_event(json.loads(json.dumps(event.to_json()))) == event
+
+
+def test_a_check_that_gives_back_writes_both_passes_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the tick: the give-back's line holds the two sync-back passes as numbers."""
+    from tests.unit.test_actions import FakeLocal, FakeProbe, mocked_tick, tick_cfg
+
+    passes = {
+        True: SyncReport(tables=[TableMerge("memory_items", inserted=3, updated=1, bytes=10)]),
+        False: SyncReport(
+            tables=[TableMerge("memory_items", inserted=2, deleted=1, bytes=5)],
+            files=FileSyncReport(copied=["MEMORY.md"]),
+        ),
+    }
+    monkeypatch.setattr(Actor, "_sync", lambda self, serving=False: passes[serving])
+    store = StateStore(tmp_path)
+    store.save(State(role=Role.FAILOVER, since=1.0, takeovers=1))
+    probe = FakeProbe([ProbeStatus.HEALTHY])
+    result = mocked_tick(tick_cfg(tmp_path), probe, FakeLocal(up=True)).run()
+    assert result.reason.startswith("gave back"), result.reason
+    [give_back] = [e.payload for e in store.last_events(50) if e.kind is EventKind.GIVEBACK]
+    assert isinstance(give_back, ev.GaveBack) and give_back.ok and give_back.sync is not None
+    sync = give_back.sync
+    assert (sync.inserted, sync.updated, sync.deleted, sync.files, sync.bytes) == (5, 1, 1, 1, 15)
+    assert sync.summary == passes[False].summary() and sync.succeeded

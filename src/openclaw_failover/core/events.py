@@ -12,7 +12,7 @@ New in schema 2: ``"v"``, and a give-back's or ``ocf syncback``'s counts as data
 (``"sync": {...}``, :class:`SyncCounts`) instead of only in sentences.
 
 :func:`parse_event` reads both schemas; a schema-1 give-back's counts are recovered from
-its step sentences here, and only here.  A line it cannot read (not an object, an
+its step sentences here, and only here (never for a line with ``"v"``).  A line it cannot read (not an object, an
 unknown type, no finite ``ts``) is None, never an exception; a field of the wrong type
 takes its default.  Pure: no I/O.
 """
@@ -206,8 +206,9 @@ class GaveBack(_ActionResult):
     def read(cls, d: Mapping[str, Any]) -> Self:
         common = cls._common(d)
         given = d.get("sync")
-        sync = SyncCounts.from_json(given) if isinstance(given, dict) else _legacy_sync(common)
-        return cls(**common, sync=sync)
+        if isinstance(given, dict):
+            return cls(**common, sync=SyncCounts.from_json(given))
+        return cls(**common, sync=_legacy_sync(common) if "v" not in d else None)
 
 
 @dataclass(frozen=True)
@@ -223,8 +224,8 @@ class SyncedBack:
     @classmethod
     def read(cls, d: Mapping[str, Any]) -> SyncedBack:
         given = d.get("sync")
-        if isinstance(given, dict):
-            return cls(SyncCounts.from_json(given))
+        if isinstance(given, dict) or "v" in d:
+            return cls(SyncCounts.from_json(given if isinstance(given, dict) else {}))
         summary = _text(d.get("summary"))  # schema 1: ok, summary, rows, quarantined
         inserted, updated = _legacy_rows([summary])
         if not inserted + updated:
