@@ -228,6 +228,17 @@ def test_an_old_give_back_without_sync_steps_has_no_sync() -> None:
     assert event.payload.sync is None
 
 
+def test_an_old_line_with_absurd_counts_reads_and_round_trips() -> None:
+    step = f"rows synced back: {'9' * 30} inserted, {'9' * 5000} updated; files: {'9' * 30} copied"
+    line = {"ts": 1, "type": "action", "action": "GiveBack", "ok": True, "steps": [step]}
+    assert parse_event(line) is None  # beyond Python's digit limit: skipped, not raised
+    line["steps"] = [step.replace("9" * 5000, "1")]
+    event = parse_event(line)
+    assert event is not None and isinstance(event.payload, ev.GaveBack) and event.payload.sync
+    assert (event.payload.sync.inserted, event.payload.sync.files) == (0, 0)  # out of range
+    assert parse_event(json.loads(json.dumps(event.to_json()))) == event
+
+
 def test_sentences_are_never_read_in_a_schema_2_line() -> None:
     steps = ["while still serving: rows synced back: 3 inserted, 1 updated", "still answering"]
     line = Event(TS, ev.GaveBack(False, "still answering", tuple(steps), 1.0)).to_json()

@@ -404,7 +404,7 @@ _LEGACY_FILES = re.compile(r"files: (\d+) copied")
 
 def _legacy_rows(texts: list[str]) -> tuple[int, int]:
     found = [m for t in texts for m in _LEGACY_ROWS.finditer(t)]
-    return sum(int(m[1]) for m in found), sum(int(m[2]) for m in found)
+    return _int(sum(int(m[1]) for m in found)), _int(sum(int(m[2]) for m in found))
 
 
 def _legacy_sync(common: Mapping[str, Any]) -> SyncCounts | None:
@@ -415,7 +415,7 @@ def _legacy_sync(common: Mapping[str, Any]) -> SyncCounts | None:
     if not sync:
         return None
     inserted, updated = _legacy_rows(sync)
-    files = sum(int(m[1]) for s in sync for m in _LEGACY_FILES.finditer(s))
+    files = _int(sum(int(m[1]) for s in sync for m in _LEGACY_FILES.finditer(s)))
     skipped = next((s for s in sync if "sync-back skipped" in s), "")
     ok = not any("FAILED" in s for s in sync)
     return SyncCounts(ok, "; ".join(sync), skipped, inserted, updated, files=files)
