@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from openclaw_failover.cli import app as cli
 from openclaw_failover.config.loader import ConfigError, load_config
 from openclaw_failover.core import state as state_mod
+from openclaw_failover.core.events import TickDone
 from openclaw_failover.engine import store as store_mod
 from openclaw_failover.engine.store import StateStore
 from openclaw_failover.ops import history
@@ -174,17 +175,18 @@ def test_events_are_rotated_by_size_and_history_reads_across_files(
     monkeypatch.setattr(store_mod, "EVENTS_MAX_BYTES", 2000)
     store = StateStore(tmp_path / "state")
     for i in range(200):
-        store.event("tick", reason=f"check {i:03d}")
+        store.append_event(TickDone(f"check {i:03d}"))
     files = sorted(p.name for p in store.dir.iterdir() if p.name.startswith("events"))
     assert files == ["events.jsonl", "events.jsonl.1", "events.jsonl.2", "events.jsonl.3"]
     for name in files:
         path = store.dir / name
         assert path.stat().st_size < 2000 + 200
         assert oct(path.stat().st_mode & 0o777) == "0o600"
-    shown = [e["reason"] for e in history.load(store.dir, 0)]
+    shown = [getattr(e.payload, "reason", None) for e in history.load(store.dir, 0)]
     assert shown == sorted(shown) and shown[-1] == "check 199", "newest last, in order"
     assert len(shown) > 50, "the rotated files are read too"
-    assert [e["reason"] for e in store.last_events(3)] == ["check 197", "check 198", "check 199"]
+    last = [e.payload for e in store.last_events(3)]
+    assert last == [TickDone("check 197"), TickDone("check 198"), TickDone("check 199")]
 
 
 def test_status_and_history_read_a_huge_events_log_in_bounded_memory(tmp_path: Path) -> None:

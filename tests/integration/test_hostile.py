@@ -775,12 +775,13 @@ EVENTS_ROWS = [
         0,
         "last events:",
     ),
-    Row(
+    Row(  # not an event of any known type: skipped
         "events-type-dict",
         events_file(_event(ts="1700000000", type="{}")),
         STATUS,
         0,
-        "last events:",
+        "local gateway:",
+        absent=("last events:",),
     ),
     Row(
         "events-newline-reason",

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from openclaw_failover.config.secrets import Masker
+from openclaw_failover.core.events import GaveBack, SyncCounts, SyncedBack
 from openclaw_failover.core.model import CommandResult, Notice
 from openclaw_failover.core.state import Role, State
 from openclaw_failover.engine.store import StateStore
 from openclaw_failover.monitor import metrics
 from openclaw_failover.monitor.ping import ping, ping_target, succeeded
 from openclaw_failover.ops import history, install
+from openclaw_failover.ops import status as status_mod
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -212,8 +215,19 @@ def test_a_failing_directory_logs_and_does_not_raise(
     assert not path.exists()
 
 
+def _old_event(store: StateStore, event_type: str, /, **data: Any) -> None:
+    """A line as ocf wrote it before events were typed (schema 1, no "v"): still read."""
+    now = time.time()
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    record = {"ts": round(now, 3), "at": at, "type": event_type, **data}
+    store.ensure_dir()
+    with store.events_path.open("a") as fh:
+        fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+
+
 def _give_back_event(store: StateStore) -> None:
-    store.event(
+    _old_event(
+        store,
         "action",
         action="GiveBack",
         ok=True,
@@ -231,16 +245,20 @@ def _give_back_event(store: StateStore) -> None:
 def test_last_syncback_is_found_in_the_events_log(tmp_path: Path) -> None:
     store = StateStore(tmp_path)
     assert metrics.find_last_syncback(store.events_path) is None  # no file yet
-    store.event("transition", **{"from": "failover", "to": "giving_back"}, reason="back")
+    _old_event(store, "transition", **{"from": "failover", "to": "giving_back"}, reason="back")
     _give_back_event(store)
     found = metrics.find_last_syncback(store.events_path)
     assert found is not None and found[1] == 6 and abs(found[0] - time.time()) < 60
 
     # a failed sync-back and a skipped one do not count; a later manual one does
-    store.event("syncback", ok=False, summary="rows synced back: 9 inserted, 9 updated; FAILED: x")
-    store.event("action", action="GiveBack", ok=True, steps=["sync-back skipped: no database"])
+    _old_event(
+        store, "syncback", ok=False, summary="rows synced back: 9 inserted, 9 updated; FAILED: x"
+    )
+    _old_event(
+        store, "action", action="GiveBack", ok=True, steps=["sync-back skipped: no database"]
+    )
     assert metrics.find_last_syncback(store.events_path) == found
-    store.event("syncback", ok=True, summary="rows synced back: 4 inserted, 1 updated")
+    _old_event(store, "syncback", ok=True, summary="rows synced back: 4 inserted, 1 updated")
     newer = metrics.find_last_syncback(store.events_path)
     assert newer is not None and newer[1] == 5 and newer[0] >= found[0]
 
@@ -257,6 +275,36 @@ def test_last_syncback_is_found_in_the_events_log(tmp_path: Path) -> None:
     )
     samples = _parse(path)["samples"]
     assert samples["ocf_last_syncback_rows"][()] == 5
+
+
+def test_last_syncback_comes_from_typed_counts_not_sentences(tmp_path: Path) -> None:
+    """A schema-2 give-back's rows are its counts: its summary sentence is not read."""
+    store = StateStore(tmp_path)
+    counts = SyncCounts(ok=True, summary="no rows in this sentence", inserted=7, updated=2)
+    store.append_event(GaveBack(True, "", ("stopped",), 2.0, sync=counts), now=NOW - 60)
+    assert metrics.find_last_syncback(store.events_path) == (NOW - 60, 9)
+    failed = replace(counts, ok=False, summary="rows synced back: 1 inserted, 1 updated")
+    store.append_event(GaveBack(False, "x", (), 1.0, sync=failed), now=NOW - 50)
+    store.append_event(SyncedBack(replace(counts, skipped="sync-back skipped")), now=NOW - 40)
+    store.append_event(GaveBack(False, "local gateway did not stop"), now=NOW - 30)
+    assert metrics.find_last_syncback(store.events_path) == (NOW - 60, 9)
+    store.append_event(SyncedBack(replace(counts, inserted=1, updated=0)), now=NOW - 20)
+    assert metrics.find_last_syncback(store.events_path) == (NOW - 20, 1)
+
+
+def test_status_and_history_show_a_typed_give_back(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    summary = "rows synced back: 6 inserted, 1 updated; files: 2 copied, 0 conflict copies"
+    counts = SyncCounts(ok=True, summary=summary, inserted=6, updated=1, files=2)
+    steps = ("while still serving: rows synced back: 5 inserted, 1 updated", "stopped")
+    store.append_event(GaveBack(True, "", steps, 3.14, sync=counts), now=NOW)
+    [line] = history.render(history.load(tmp_path, since=0)).splitlines()[1:]
+    assert line == f"2025-11-30 10:53:20  give back  ok in 3.1s: {summary}"
+    assert status_mod._last_syncback(store) == {
+        "at": "2025-11-30T10:53:20Z",
+        "ok": True,
+        "summary": summary,
+    }
 
 
 def test_events_are_read_backwards_across_chunks(
@@ -420,16 +468,20 @@ def test_history_load_filters_by_time_and_skips_bad_lines(tmp_path: Path) -> Non
     with events.open("a") as fh:
         fh.write('{"ts": 17, "type": "cut sho\n[1, 2]\n{"type": "no ts"}\n')
     _write_events(events, [{"ts": NOW, "type": "resumed"}])
-    assert [e["type"] for e in history.load(tmp_path, since=0)] == ["paused", "resumed"]
-    assert [e["type"] for e in history.load(tmp_path, since=NOW - 50)] == ["resumed"]
+    assert [e.kind for e in history.load(tmp_path, since=0)] == ["paused", "resumed"]
+    assert [e.kind for e in history.load(tmp_path, since=NOW - 50)] == ["resumed"]
 
 
 def test_history_render_from_real_events(tmp_path: Path) -> None:
     store = StateStore(tmp_path)
-    store.event(
-        "transition", **{"from": "primary", "to": "taking_over"}, reason="primary unreachable"
+    _old_event(
+        store,
+        "transition",
+        **{"from": "primary", "to": "taking_over"},
+        reason="primary unreachable",
     )
-    store.event(
+    _old_event(
+        store,
         "action",
         action="TakeOver",
         ok=True,
@@ -437,21 +489,21 @@ def test_history_render_from_real_events(tmp_path: Path) -> None:
         detail="local gateway up (systemctl)",
         steps=["started"],
     )
-    store.event("notice_queued", kind="took_over", id="a1", text="OpenClaw on mac OFFLINE")
-    store.event("notice_failed", error="telegram: timed out")
-    store.event("notice_sent", kind="took_over", id="a1")
-    store.event("transition", **{"from": "failover", "to": "giving_back"}, reason="back")
+    _old_event(store, "notice_queued", kind="took_over", id="a1", text="OpenClaw on mac OFFLINE")
+    _old_event(store, "notice_failed", error="telegram: timed out")
+    _old_event(store, "notice_sent", kind="took_over", id="a1")
+    _old_event(store, "transition", **{"from": "failover", "to": "giving_back"}, reason="back")
     _give_back_event(store)
-    store.event("notice_queued", kind="gave_back", id="b2", text="mac ONLINE\nsecond line")
-    store.event("action", action="TakeOver", ok=False, duration=30, detail="nothing answers")
-    store.event("syncback", ok=True, summary="rows synced back: 4 inserted, 1 updated")
-    store.event("tick", reason="failover failed", status=1)
-    store.event("paused")
-    store.event("something_new", answer=42)
+    _old_event(store, "notice_queued", kind="gave_back", id="b2", text="mac ONLINE\nsecond line")
+    _old_event(store, "action", action="TakeOver", ok=False, duration=30, detail="nothing answers")
+    _old_event(store, "syncback", ok=True, summary="rows synced back: 4 inserted, 1 updated")
+    _old_event(store, "tick", reason="failover failed", status=1)
+    _old_event(store, "paused")
+    _old_event(store, "something_new", answer=42)
     table = history.render(history.load(tmp_path, since=0))
     lines = table.splitlines()
     assert lines[0].split() == ["TIME", "(UTC)", "EVENT", "DETAIL"]
-    assert len(lines) == 14
+    assert len(lines) == 13, "a line of an unknown type is skipped"
     body = "\n".join(lines[1:])
     assert "transition" in lines[1] and "primary -> taking_over: primary unreachable" in lines[1]
     assert "take over" in lines[2] and "ok in 6.9s: local gateway up (systemctl)" in lines[2]
@@ -466,7 +518,7 @@ def test_history_render_from_real_events(tmp_path: Path) -> None:
     assert "sync-back" in lines[10] and "ok: rows synced back: 4 inserted" in lines[10]
     assert "check" in lines[11] and "failover failed (exit 1)" in lines[11]
     assert lines[12].split()[2] == "paused"
-    assert '{"answer": 42}' in lines[13]
+    assert "42" not in table and "something_new" not in table
     assert body.count("not sent yet") == 1
     stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     assert lines[1].startswith(stamp[:13]), "UTC times"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from openclaw_failover.core.events import NoticeSent, Transition
 from openclaw_failover.core.model import Notice
 from openclaw_failover.core.state import SCHEMA_VERSION, Role, State
 from openclaw_failover.engine.lock import Busy, DeadlineExceeded, deadline, exclusive
@@ -72,11 +73,16 @@ def test_save_leaves_no_temp_files_and_replaces_atomically(tmp_path: Path) -> No
 
 def test_events_are_appended_as_json_lines(tmp_path: Path) -> None:
     store = StateStore(tmp_path)
-    store.event("transition", **{"from": "primary", "to": "taking_over"}, reason="x")
-    store.event("notice_sent", kind="took_over")
+    store.append_event(Transition("primary", "taking_over", "x"))
+    store.append_event(NoticeSent("took_over", "n1"))
     events = store.last_events(10)
-    assert [e["type"] for e in events] == ["transition", "notice_sent"]
-    assert events[0]["from"] == "primary" and "at" in events[0]
+    assert [e.payload for e in events] == [
+        Transition("primary", "taking_over", "x"),
+        NoticeSent("took_over", "n1"),
+    ]
+    lines = [json.loads(line) for line in store.events_path.read_text().splitlines()]
+    assert [(d["v"], d["type"]) for d in lines] == [(2, "transition"), (2, "notice_sent")]
+    assert lines[0]["from"] == "primary" and lines[0]["at"].endswith("Z")
 
 
 def _hold(path: str, seconds: float, ready: multiprocessing.synchronize.Event) -> None:

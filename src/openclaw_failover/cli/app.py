@@ -16,6 +16,7 @@ import click
 from openclaw_failover import __version__
 from openclaw_failover.config.loader import Config, ConfigError, find_config, load_config
 from openclaw_failover.config.secrets import Masker
+from openclaw_failover.core.events import Paused, Resumed, SyncedBack
 from openclaw_failover.engine.store import StateStore
 from openclaw_failover.engine.tick import ExitStatus, Tick, TickResult
 from openclaw_failover.local import logs
@@ -205,7 +206,7 @@ def _set_paused(c: Context, paused: bool) -> None:
                 state = recovery.recover(cfg, store, warning, facts, now)
             state = replace(state, paused=paused, paused_since=now if paused else None)
             store.save(state)
-            store.event("paused" if paused else "resumed")
+            store.append_event(Paused() if paused else Resumed())
     except Busy:
         raise Failed("another check is running; try again") from None
     word = "paused: observing only, not acting" if paused else "resumed: acting again"
@@ -271,13 +272,7 @@ def syncback(c: Context, dry_run: bool, as_json: bool, discard_standby_only: boo
     except Busy:
         raise Failed("another check is running; try again") from None
     if not dry_run and not report.skipped:
-        StateStore(cfg.state_dir).event(
-            "syncback",
-            ok=report.ok,
-            summary=report.summary(),
-            rows=sum(t.inserted + t.updated for t in report.tables),
-            quarantined=report.quarantined,
-        )
+        StateStore(cfg.state_dir).append_event(SyncedBack(report.counts()))
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True, default=str))
     else:

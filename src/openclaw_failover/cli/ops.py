@@ -57,7 +57,8 @@ def history_cmd(c: Context, since: str, as_json: bool) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     events = history.load(cfg.state_dir, start)
-    text = json.dumps(events, indent=2, sort_keys=True) if as_json else history.render(events)
+    data = [e.to_json() for e in events]
+    text = json.dumps(data, indent=2, sort_keys=True) if as_json else history.render(events)
     click.echo(c.environment.mask(text))
 
 

@@ -6,5 +6,7 @@ notices, witness reports); ``state`` the standby's state and its strict reader;
 ``decide(state, observation, config, now) -> (new state, actions, reason)``,
 and the other pure choices (recovery after a crash, what `ocf syncback` does
 in each role); ``choices`` the forks met half-way through an action (abort a
-takeover whose fence did not hold, undo a give-back nobody would serve after).  May import ``config`` only.
+takeover whose fence did not hold, undo a give-back nobody would serve after);
+``events`` the typed lines of ``events.jsonl`` (kinds, payloads, schema version, and
+``parse_event``, which reads older lines too).  May import ``config`` only.
 """

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from openclaw_failover.config.loader import Config
+from openclaw_failover.core.events import SyncCounts
 from openclaw_failover.core.model import Observation, ProbeResult, ProbeStatus, WitnessReport
 from openclaw_failover.core.state import Role, State
 
@@ -103,6 +104,7 @@ class Outcome:
     sync_summary: str = ""
     unfenced: bool = False  # GiveBack: the primary's gateway was restarted
     restored_local: bool = False  # GiveBack undone: local gateway serving again
+    sync: SyncCounts | None = None  # GiveBack: what the sync-back did (for the event), as data
     aborted: bool = False  # TakeOver: stopped before starting anything (fencing did not hold)
     channels: str = ""  # TakeOver: "up, but channel X failing: ..." (masked, shortened)
     steps: list[str] = field(default_factory=list)

@@ -173,7 +173,7 @@ class Actor:
         steps.append(final.summary())
         if pre.ok:
             final.absorb(pre)  # the notice counts both passes
-        sync_ok, sync_summary = final.ok, final.summary()
+        sync_ok, sync_summary, counts = final.ok, final.summary(), final.counts()
         delay = choices.handoff_delay(self.cfg, unfence=action.unfence, dry_run=self.dry_run)
         if delay:  # Telegram's last long poll of ours expires first (no 409 Conflict)
             steps.append(f"handoff delay: {delay:g}s")
@@ -185,6 +185,7 @@ class Actor:
                 local_stopped=True,
                 sync_ok=sync_ok,
                 sync_summary=sync_summary,
+                sync=counts,
                 unfenced=unfenced,
                 steps=steps,
             )
@@ -197,6 +198,7 @@ class Actor:
             local_stopped=not restart.ok,
             sync_ok=sync_ok,
             sync_summary=sync_summary,
+            sync=counts,
             restored_local=restart.ok,
             steps=steps,
         )

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from openclaw_failover.config.loader import Config
 from openclaw_failover.core.decide import reconcile
+from openclaw_failover.core.events import Reconciled
 from openclaw_failover.core.state import State
 from openclaw_failover.engine.store import FENCE_MARKER, StateStore
 
@@ -82,5 +83,5 @@ def recover(
     log.warning("%s; %s", warning, how)
     if not dry_run:
         aside = store.set_aside()
-        store.event("reconciled", warning=warning, result=how, kept_as=str(aside or ""))
+        store.append_event(Reconciled(warning or "", how, str(aside or "")))
     return state

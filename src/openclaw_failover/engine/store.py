@@ -5,7 +5,8 @@ returns ``None`` with a warning, the tick reconciles from reality and carries
 on.  A corrupt file is kept beside the new one for inspection.  Corrupt means
 anything odd too: a wrong type, NaN, a time beyond year 5000, a huge file.
 
-``events.jsonl`` is rotated by size (``events.jsonl.1`` .. ``.3``, the oldest
+``events.jsonl`` holds typed events (``core.events``: one JSON object per line, with
+a schema version), is rotated by size (``events.jsonl.1`` .. ``.3``, the oldest
 dropped) and read from its end in bounded memory.  Every file is opened without
 following symlinks (see safefs).
 """
@@ -19,8 +20,8 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+from openclaw_failover.core.events import Event, Payload, parse_event
 from openclaw_failover.core.state import State
 from openclaw_failover.local import safefs
 
@@ -84,16 +85,10 @@ class StateStore:
         safefs.write_atomic(self.path, data)
         _fsync_dir(self.dir)
 
-    def event(self, event_type: str, /, **data: Any) -> None:
-        """Append one event line; an event log failure is logged, never fatal."""
-        now = time.time()
-        record = {
-            "ts": round(now, 3),
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-            "type": event_type,
-            **data,
-        }
-        line = json.dumps(record, sort_keys=True, default=str) + "\n"
+    def append_event(self, payload: Payload, *, now: float | None = None) -> None:
+        """Append one typed event (see core.events); a log failure is logged, never fatal."""
+        event = Event(round(time.time() if now is None else now, 3), payload)
+        line = json.dumps(event.to_json(), sort_keys=True, default=str) + "\n"
         try:
             self.ensure_dir()
             self._rotate()
@@ -120,9 +115,9 @@ class StateStore:
         """events.jsonl, then its rotated files, newest first."""
         return [self.events_path, *(self._rotated(n) for n in range(1, EVENTS_KEEP + 1))]
 
-    def last_events(self, count: int) -> list[dict[str, Any]]:
+    def last_events(self, count: int) -> list[Event]:
         """The last ``count`` events, oldest first; odd lines skipped; bounded memory."""
-        out: list[dict[str, Any]] = []
+        out: list[Event] = []
         for event in iter_events_backwards(self.event_files()):
             out.append(event)
             if len(out) >= count:
@@ -130,19 +125,19 @@ class StateStore:
         return out[::-1]
 
 
-def iter_events_backwards(paths: list[Path]) -> Iterator[dict[str, Any]]:
-    """Events from the end of each file in turn: lines that are not a JSON object
-    (not UTF-8, cut short, too long, a list) are skipped."""
+def iter_events_backwards(paths: list[Path]) -> Iterator[Event]:
+    """Events from the end of each file in turn, typed by ``parse_event``: lines that are
+    not an event (not UTF-8, cut short, too long, a list, an unknown type) are skipped."""
     for path in paths:
         try:
             for line in safefs.lines_backwards(path, EVENTS_MAX_BYTES * 2):
                 if len(line) > MAX_EVENT_LINE:
                     continue
                 try:
-                    event = json.loads(line.decode("utf-8"))
+                    event = parse_event(json.loads(line.decode("utf-8")))
                 except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
                     continue
-                if isinstance(event, dict):
+                if event is not None:
                     yield event
         except OSError:
             continue

@@ -16,10 +16,15 @@ from dataclasses import dataclass, field, replace
 
 from openclaw_failover.config.loader import Config
 from openclaw_failover.config.secrets import Masker
+from openclaw_failover.core import events as ev
 from openclaw_failover.core.decide import (
     Action,
     Decision,
+    Fence,
+    GiveBack,
     Notify,
+    Outcome,
+    TakeOver,
     decide,
     settle,
     should_ask_witnesses,
@@ -170,7 +175,7 @@ class Tick:
                 return self._tick()
         except DeadlineExceeded as exc:
             log.error("%s", exc)
-            self._event("deadline", reason=str(exc))
+            self._event(ev.DeadlineHit(str(exc)))
             return TickResult(ExitStatus.ACTION_FAILED, str(exc))
 
     def _tick(self) -> TickResult:
@@ -243,15 +248,7 @@ class Tick:
             result.reason = reason
             if not outcome.ok:
                 result.status = ExitStatus.ACTION_FAILED
-            self._event(
-                "action",
-                detail=outcome.detail,
-                action=type(action).__name__,
-                ok=outcome.ok,
-                steps=outcome.steps,
-                duration=round(time.monotonic() - started, 3),
-                **({"channels": outcome.channels} if outcome.channels else {}),
-            )
+            self._event(action_event(action, outcome, round(time.monotonic() - started, 3)))
             state = self._transition(state, self._queue(new, notes, now), reason)
             self._persist(state)
         result.notices = [n.text for n in state.outbox]
@@ -265,7 +262,7 @@ class Tick:
             if isinstance(a, Notify)
         ]
         for notice in notices:
-            self._event("notice_queued", kind=notice.kind, id=notice.id, text=notice.text)
+            self._event(ev.NoticeQueued(notice.kind, notice.id, notice.text))
         return replace(state, outbox=[*state.outbox, *notices]) if notices else state
 
     def _deliver(self, state: State) -> State:
@@ -274,7 +271,7 @@ class Tick:
         if self.cfg.telegram is None:
             for notice in state.outbox:
                 log.info("notice not sent (no telegram section): %s", notice.text)
-                self._event("notice_dropped", kind=notice.kind, id=notice.id, why="no telegram")
+                self._event(ev.NoticeDropped(notice.kind, notice.id, "no telegram"))
             return replace(state, outbox=[])
         left = self._ends_at - time.monotonic() - 1.0
         if left < 1.0:
@@ -286,7 +283,7 @@ class Tick:
 
         def on_sent(notice: Notice) -> None:
             box.remove(notice)
-            self._event("notice_sent", kind=notice.kind, id=notice.id)
+            self._event(ev.NoticeSent(notice.kind, notice.id))
             self._persist(replace(state, outbox=list(box)))
 
         report = notify.deliver(
@@ -299,7 +296,7 @@ class Tick:
         )
         for error in report.errors:
             log.warning("notification not sent, kept for the next check: %s", error)
-            self._event("notice_failed", error=error)
+            self._event(ev.NoticeFailed(error))
         return replace(state, outbox=list(report.remaining))
 
     # ------------------------------------------------------------------ persistence
@@ -309,7 +306,7 @@ class Tick:
             log.info("dry run: would change role %s -> %s: %s", old.role, new.role, would(reason))
         elif old.role != new.role:
             log.info("role %s -> %s: %s", old.role, new.role, reason)
-            self._event("transition", **{"from": str(old.role), "to": str(new.role)}, reason=reason)
+            self._event(ev.Transition(str(old.role), str(new.role), reason))
         return new
 
     def _persist(self, state: State) -> None:
@@ -322,9 +319,9 @@ class Tick:
         else:
             marker.unlink(missing_ok=True)
 
-    def _event(self, event_type: str, /, **data: object) -> None:
+    def _event(self, payload: ev.Payload) -> None:
         if not self.dry_run:
-            self.store.event(event_type, **data)
+            self.store.append_event(payload)
 
     def _probe_changed(self, state: State, obs: Observation) -> None:
         """One event each time the probe's class changes (healthy -> slow -> unreachable
@@ -332,7 +329,9 @@ class Tick:
         was = (state.last_probe or {}).get("status")
         final = obs.final
         if was != str(final.status):
-            self._event("probe", was=was, status=str(final.status), detail=final.detail)
+            self._event(
+                ev.ProbeChanged(None if was is None else str(was), str(final.status), final.detail)
+            )
 
     def _log_reason(self, result: TickResult) -> None:
         if self.dry_run:
@@ -340,7 +339,19 @@ class Tick:
         prefix = "dry run: " if self.dry_run else ""
         log.info("%s%s", prefix, result.reason)
         if result.acted or result.status:
-            self._event("tick", reason=result.reason, status=int(result.status))
+            self._event(ev.TickDone(result.reason, int(result.status)))
+
+
+def action_event(action: Action, outcome: Outcome, duration: float) -> ev.Payload:
+    """The typed event of one action's outcome (a give-back's carries its sync-back)."""
+    steps, ok, detail = tuple(outcome.steps), outcome.ok, outcome.detail
+    if isinstance(action, GiveBack):
+        return ev.GaveBack(ok, detail, steps, duration, sync=outcome.sync)
+    if isinstance(action, TakeOver):
+        return ev.TookOver(ok, detail, steps, duration, channels=outcome.channels)
+    if isinstance(action, Fence):
+        return ev.Fenced(ok, detail, steps, duration)
+    return ev.RestartedLocal(ok, detail, steps, duration)
 
 
 _WOULD = (

@@ -10,10 +10,11 @@ known (no probe yet, no sync-back yet, no replication figures) is left out, its 
 TYPE lines stay.
 
 ``ocf_last_syncback_*`` come from the newest successful sync-back in ``events.jsonl``
-(a ``syncback`` event of ``ocf syncback``, or the sync-back steps of a give-back
-action), read backwards from the end of the file, or from ``last_syncback=`` when the
-caller knows it.  Its row count is the rows written into the primary (inserted plus
-updated, both passes of a give-back); a files-only sync-back counts 0 rows.
+(a ``syncback`` event of ``ocf syncback``, or a give-back's, each with its counts as
+data: ``core.events.SyncCounts``), read backwards from the end of the file through
+``core.events.parse_event``, or from ``last_syncback=`` when the caller knows it.  Its
+row count is the rows written into the primary (inserted plus updated, both passes of a
+give-back); a files-only sync-back counts 0 rows.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ import json
 import logging
 import math
 import os
-import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from openclaw_failover.core.events import Event, GaveBack, SyncedBack, parse_event
 from openclaw_failover.core.model import ProbeStatus
 from openclaw_failover.core.state import Role, State
 from openclaw_failover.local import safefs
@@ -76,7 +77,6 @@ METRICS: dict[str, tuple[str, str]] = {
 TAIL_CHUNK = 64 * 1024
 TAIL_LIMIT = 4 * 1024 * 1024  # bytes of events.jsonl read backwards, at most, per check
 _MARKERS = (b'"syncback"', b'"GiveBack"')  # only such lines can record a sync-back
-_ROWS = re.compile(r"rows synced back: (\d+) inserted, (\d+) updated")
 
 
 def write_textfile(
@@ -242,10 +242,10 @@ def find_last_syncback(events_path: Path, limit: int = TAIL_LIMIT) -> tuple[floa
             if not any(m in line for m in _MARKERS):
                 continue
             try:
-                event = json.loads(line)
-            except ValueError:
+                event = parse_event(json.loads(line))
+            except (ValueError, RecursionError):
                 continue
-            found = syncback_of(event) if isinstance(event, dict) else None
+            found = syncback_of(event) if event is not None else None
             if found is not None:
                 return found
     except OSError:
@@ -253,40 +253,12 @@ def find_last_syncback(events_path: Path, limit: int = TAIL_LIMIT) -> tuple[floa
     return None
 
 
-def syncback_of(event: Mapping[str, Any]) -> tuple[float, int] | None:
+def syncback_of(event: Event) -> tuple[float, int] | None:
     """(ts, rows) when ``event`` records a successful sync-back, else None."""
-    ts = event.get("ts")
-    if not isinstance(ts, int | float) or isinstance(ts, bool):
-        return None
-    given = event.get("rows")
-    rows = int(given) if isinstance(given, int | float) and not isinstance(given, bool) else None
-    if event.get("type") == "syncback":
-        if event.get("ok") is False:
-            return None
-        summary = str(event.get("summary", ""))
-        if "FAILED" in summary or summary.startswith("sync-back skipped"):
-            return None
-        return float(ts), rows if rows is not None else _count_rows([summary])
-    if event.get("type") == "action" and event.get("action") == "GiveBack":
-        steps = [str(s) for s in event.get("steps") or () if isinstance(s, str)]
-        sync_steps = [s for s in steps if _is_sync_summary(s)]
-        if not sync_steps or any("FAILED" in s for s in sync_steps):
-            return None
-        return float(ts), rows if rows is not None else _count_rows(sync_steps)
+    p = event.payload
+    if isinstance(p, SyncedBack | GaveBack) and p.sync is not None and p.sync.succeeded:
+        return event.ts, p.sync.rows
     return None
-
-
-def _is_sync_summary(step: str) -> bool:
-    step = step.removeprefix("while still serving: ")
-    return (
-        _ROWS.search(step) is not None
-        or step.startswith("files: ")
-        or step == "sync-back: nothing to do"
-    )
-
-
-def _count_rows(texts: list[str]) -> int:
-    return sum(int(m[1]) + int(m[2]) for t in texts for m in _ROWS.finditer(t))
 
 
 def _lines_backwards(path: Path, limit: int, markers: tuple[bytes, ...] = ()) -> Iterator[bytes]:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from openclaw_failover.config.loader import Config
+from openclaw_failover.core.events import EventKind, GaveBack, SyncedBack
 from openclaw_failover.core.state import Role, State
 from openclaw_failover.engine.store import StateStore
 from openclaw_failover.engine.tick import Tick
@@ -214,16 +215,12 @@ class Drill:
         self._step(f"marker memory {self.report.marker} written on the standby")
 
     def _verify_marker(self) -> None:
-        events = [e for e in self.store.last_events(50) if e.get("type") == "action"]
-        self.report.sync = next(
-            (
-                s
-                for e in reversed(events)
-                for s in e.get("steps", [])
-                if "synced" in s or "sync-back" in s
-            ),
-            "",
-        )
+        synced = [
+            e.payload.sync
+            for e in self.store.last_events(50)
+            if isinstance(e.payload, GaveBack | SyncedBack) and e.payload.sync
+        ]
+        self.report.sync = synced[-1].summary if synced else ""
         if not self.report.marker or self.cfg.database is None:
             return
         import psycopg
@@ -246,7 +243,7 @@ class Drill:
         self._step("the marker memory reached the primary (then removed; the removal replicates)")
 
     def _sent_count(self) -> int:
-        return sum(1 for e in self.store.last_events(10_000) if e.get("type") == "notice_sent")
+        return sum(1 for e in self.store.last_events(10_000) if e.kind is EventKind.NOTICE_SENT)
 
 
 def write_marker(dsn: str, connect_timeout: int) -> str:

@@ -1,7 +1,8 @@
 """`ocf history`: what happened, from ``state_dir/events.jsonl``, as a table or JSON.
 
-Times are UTC, like ``events.jsonl`` and ``ocf status``.  A line of the events log
-that is not valid JSON (a write cut short by a power loss) is skipped.  The log and its
+Times are UTC, like ``events.jsonl`` and ``ocf status``.  Events are read typed
+(``core.events.parse_event``, either schema); a line that is not one (a write cut short
+by a power loss, an unknown type) is skipped.  The log and its
 rotated files are read from the end, in bounded memory, back to ``--since`` or to the
 last MAX_EVENTS events.
 """
@@ -9,27 +10,46 @@ last MAX_EVENTS events.
 from __future__ import annotations
 
 import calendar
-import json
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
+from openclaw_failover.core.events import (
+    DeadlineHit,
+    Event,
+    EventKind,
+    Fenced,
+    GaveBack,
+    NoticeDropped,
+    NoticeFailed,
+    NoticeQueued,
+    NoticeSent,
+    ProbeChanged,
+    Reconciled,
+    RestartedLocal,
+    SyncedBack,
+    TickDone,
+    TookOver,
+    Transition,
+)
 from openclaw_failover.engine.store import StateStore, iter_events_backwards
 
 DEFAULT_SINCE = "7d"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
-_ACTIONS = {"TakeOver": "take over", "GiveBack": "give back", "RestartLocal": "restart local"}
 _NAMES = {
-    "notice_queued": "notice",
-    "notice_sent": "notice sent",
-    "notice_failed": "notice failed",
-    "notice_dropped": "notice dropped",
-    "tick": "check",
-    "syncback": "sync-back",
+    EventKind.TAKEOVER: "take over",
+    EventKind.GIVEBACK: "give back",
+    EventKind.RESTART_LOCAL: "restart local",
+    EventKind.FENCE: "fence",
+    EventKind.NOTICE_QUEUED: "notice",
+    EventKind.NOTICE_SENT: "notice sent",
+    EventKind.NOTICE_FAILED: "notice failed",
+    EventKind.NOTICE_DROPPED: "notice dropped",
+    EventKind.TICK: "check",
+    EventKind.SYNCBACK: "sync-back",
 }
 MAX_DETAIL = 300
 MAX_EVENTS = 20_000  # events shown at most (the newest)
@@ -62,14 +82,11 @@ def parse_since(text: str, *, now: float | None = None) -> float:
     )
 
 
-def load(state_dir: Path, since: float) -> list[dict[str, Any]]:
+def load(state_dir: Path, since: float) -> list[Event]:
     """The events at or after ``since`` (the newest MAX_EVENTS), oldest first."""
-    out: list[dict[str, Any]] = []
+    out: list[Event] = []
     for event in iter_events_backwards(StateStore(Path(state_dir)).event_files()):
-        ts = event.get("ts")
-        if not isinstance(ts, int | float) or isinstance(ts, bool) or ts != ts:
-            continue
-        if ts < since:
+        if event.ts < since:
             break  # appended in time order: the rest is older
         out.append(event)
         if len(out) >= MAX_EVENTS:
@@ -77,93 +94,63 @@ def load(state_dir: Path, since: float) -> list[dict[str, Any]]:
     return out[::-1]
 
 
-def render(events: Iterable[Mapping[str, Any]]) -> str:
+def render(events: Iterable[Event]) -> str:
     """A table: time (UTC), event, detail; one line per event."""
     items = list(events)
     if not items:
         return "no events"
-    settled = {
-        str(e.get("id"))
-        for e in items
-        if e.get("type") in ("notice_sent", "notice_dropped") and e.get("id")
-    }
-    rows = [(_time(e.get("ts")), _name(e), _detail(e, settled)) for e in items]
+    settled = {e.payload.id for e in items if isinstance(e.payload, NoticeSent | NoticeDropped)}
+    rows = [(_time(e.ts), _NAMES.get(e.kind, str(e.kind)), _detail(e, settled)) for e in items]
     width = max(len("EVENT"), *(len(r[1]) for r in rows))
     lines = [f"{'TIME (UTC)':<19}  {'EVENT':<{width}}  DETAIL"]
     lines += [f"{t:<19}  {n:<{width}}  {d}".rstrip() for t, n, d in rows]
     return "\n".join(lines)
 
 
-def _time(ts: Any) -> str:
-    if not isinstance(ts, int | float) or isinstance(ts, bool):
-        return "?"
+def _time(ts: float) -> str:
     try:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
-    except (OverflowError, OSError, ValueError):  # NaN, 1e300: an odd line
+    except (OverflowError, OSError, ValueError):  # 1e300: an odd line
         return "?"
 
 
-def _name(e: Mapping[str, Any]) -> str:
-    kind = str(e.get("type", "?"))
-    if kind == "action":
-        action = str(e.get("action", "action"))
-        return _ACTIONS.get(action, action)
-    return _NAMES.get(kind, kind)
-
-
-def _detail(e: Mapping[str, Any], settled: set[str]) -> str:
-    kind = e.get("type")
-    if kind == "transition":
-        text = f"{e.get('from', '?')} -> {e.get('to', '?')}: {e.get('reason', '')}"
-    elif kind == "action":
-        text = _action(e)
-    elif kind == "notice_queued":
-        pending = "" if str(e.get("id")) in settled else " (not sent yet)"
-        text = f"{e.get('kind', '?')}{pending}: {e.get('text', '')}"
-    elif kind == "notice_sent":
-        text = str(e.get("kind", ""))
-    elif kind == "notice_dropped":
-        text = f"{e.get('kind', '?')}: not sent ({e.get('why', '')})"
-    elif kind == "notice_failed":
-        text = f"kept for the next check: {e.get('error', '')}"
-    elif kind == "syncback":
-        text = f"{'ok' if e.get('ok', True) else 'FAILED'}: {e.get('summary', '')}"
-    elif kind == "tick":
-        status = e.get("status")
-        text = str(e.get("reason", "")) + (f" (exit {status})" if status else "")
-    elif kind == "reconciled":
-        text = f"{e.get('warning', '')}; {e.get('result', '')}"
-        if e.get("kept_as"):
-            text += f" (kept as {e['kept_as']})"
-    elif kind == "deadline":
-        text = str(e.get("reason", ""))
-    elif kind == "probe":
-        text = f"{e.get('was', '?')} -> {e.get('status', '?')}: {e.get('detail', '')}"
-    else:
-        extra = {k: v for k, v in e.items() if k not in ("ts", "at", "type")}
-        text = json.dumps(extra, sort_keys=True, default=str) if extra else ""
+def _detail(e: Event, settled: set[str]) -> str:
+    p = e.payload
+    text = ""
+    if isinstance(p, Transition):
+        text = f"{p.from_role or '?'} -> {p.to_role or '?'}: {p.reason}"
+    elif isinstance(p, TookOver | GaveBack | RestartedLocal | Fenced):
+        text = _action(p)
+    elif isinstance(p, NoticeQueued):
+        pending = "" if p.id in settled else " (not sent yet)"
+        text = f"{p.notice or '?'}{pending}: {p.text}"
+    elif isinstance(p, NoticeSent):
+        text = p.notice
+    elif isinstance(p, NoticeDropped):
+        text = f"{p.notice or '?'}: not sent ({p.why})"
+    elif isinstance(p, NoticeFailed):
+        text = f"kept for the next check: {p.error}"
+    elif isinstance(p, SyncedBack):
+        text = f"{'ok' if p.sync.ok else 'FAILED'}: {p.sync.summary}"
+    elif isinstance(p, TickDone):
+        text = p.reason + (f" (exit {p.status})" if p.status else "")
+    elif isinstance(p, Reconciled):
+        text = f"{p.warning}; {p.result}" + (f" (kept as {p.kept_as})" if p.kept_as else "")
+    elif isinstance(p, DeadlineHit):
+        text = p.reason
+    elif isinstance(p, ProbeChanged):
+        text = f"{p.was or '?'} -> {p.status or '?'}: {p.detail}"
     return _one_line(text)
 
 
-def _action(e: Mapping[str, Any]) -> str:
-    ok = e.get("ok")
-    duration = e.get("duration")
-    text = "ok" if ok else "FAILED"
-    if isinstance(duration, int | float) and not isinstance(duration, bool):
-        text += f" in {duration:.1f}s"
-    parts = []
-    if e.get("action") == "GiveBack":
-        given = e.get("steps")
-        steps = [s for s in given if isinstance(s, str)] if isinstance(given, list) else []
-        parts += [s for s in steps if _is_sync_step(s)]
-    if e.get("detail"):
-        parts.insert(0, str(e["detail"]))
+def _action(p: TookOver | GaveBack | RestartedLocal | Fenced) -> str:
+    text = "ok" if p.ok else "FAILED"
+    if p.duration is not None:
+        text += f" in {p.duration:.1f}s"
+    parts = [p.detail] if p.detail else []
+    if isinstance(p, GaveBack) and p.sync and p.sync.summary:
+        parts.append(p.sync.summary)
     return text + (": " + "; ".join(parts) if parts else "")
-
-
-def _is_sync_step(step: str) -> bool:
-    step = step.removeprefix("while still serving: ")
-    return step.startswith(("rows synced back", "files: ", "sync-back"))
 
 
 def _one_line(text: str) -> str:

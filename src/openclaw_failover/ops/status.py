@@ -6,6 +6,19 @@ import time
 from typing import Any
 
 from openclaw_failover.config.loader import Config
+from openclaw_failover.core.events import (
+    ACTION_NAMES,
+    DeadlineHit,
+    Event,
+    GaveBack,
+    NoticeDropped,
+    NoticeQueued,
+    NoticeSent,
+    SyncedBack,
+    TickDone,
+    Transition,
+    parse_event,
+)
 from openclaw_failover.core.state import State
 from openclaw_failover.engine.store import StateStore
 
@@ -88,7 +101,7 @@ def collect(
         "replication": _replication(cfg),
         "last_syncback": _last_syncback(store),
         "state_warning": warning,
-        "last_events": store.last_events(events),
+        "last_events": [e.to_json() for e in store.last_events(events)],
     }
 
 
@@ -103,17 +116,26 @@ def _replication(cfg: Config) -> dict[str, Any] | None:
 def _last_syncback(store: StateStore) -> dict[str, Any] | None:
     """The last sync-back: a give-back action or an `ocf syncback` run."""
     for event in reversed(store.last_events(500)):
-        if event.get("type") == "syncback":
-            return {"at": event.get("at"), "ok": event.get("ok"), "summary": event.get("summary")}
-        if event.get("type") == "action" and event.get("action") == "GiveBack":
-            given = event.get("steps")
-            steps = [
-                s
-                for s in (given if isinstance(given, list) else [])
-                if isinstance(s, str) and ("synced back" in s or "sync-back" in s)
-            ]
-            return {"at": event.get("at"), "ok": event.get("ok"), "summary": "; ".join(steps[-1:])}
+        p = event.payload
+        if isinstance(p, SyncedBack | GaveBack):
+            ok = p.sync.ok if p.sync else isinstance(p, GaveBack) and p.ok
+            summary = p.sync.summary if p.sync else ""
+            return {"at": event.at, "ok": ok, "summary": summary}
     return None
+
+
+def _event_line(event: Event) -> str:
+    """One line of `last events:`: time, type, and the reason, notice or action."""
+    p = event.payload
+    action = ACTION_NAMES.get(event.kind)
+    if isinstance(p, Transition | TickDone | DeadlineHit):
+        extra = p.reason
+    elif isinstance(p, NoticeQueued | NoticeSent | NoticeDropped):
+        extra = p.notice
+    else:
+        extra = action or ""
+    kind = "action" if action else str(event.kind)
+    return f"  {event.at or '?'}  {kind:<14} {_line(extra)}"
 
 
 def _replication_line(rep: dict[str, Any] | None) -> str:
@@ -220,8 +242,8 @@ def render(info: dict[str, Any]) -> str:
         lines.append(f"warning:        {info['state_warning']}")
     if info["last_events"]:
         lines.append("last events:")
-        for e in info["last_events"]:
-            extra = _line(e.get("reason") or e.get("kind") or e.get("action") or "")
-            kind = _line(e.get("type", "?"))
-            lines.append(f"  {_line(e.get('at', '?'))}  {kind:<14} {extra}")
+        for data in info["last_events"]:
+            event = parse_event(data)
+            if event is not None:
+                lines.append(_event_line(event))
     return "\n".join(lines)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from openclaw_failover.core.events import SyncCounts
+
 if TYPE_CHECKING:
     from openclaw_failover.syncback.db.merge import TableMerge
     from openclaw_failover.syncback.db.realign import ReconcileReport
@@ -128,6 +130,20 @@ class SyncReport:
         if self.reconcile:
             rows += self.reconcile.inserted + self.reconcile.updated
         return rows
+
+    def counts(self) -> SyncCounts:
+        """The report as data for the events log (a give-back's or ``ocf syncback``'s)."""
+        return SyncCounts(
+            ok=self.ok,
+            summary=self.summary(),
+            skipped=self.skipped,
+            inserted=self._total("inserted"),
+            updated=self._total("updated"),
+            deleted=self._total("deleted"),
+            quarantined=self.quarantined,
+            files=len(self.files.copied) if self.files else 0,
+            bytes=self.bytes_moved,
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
