@@ -25,7 +25,7 @@ from openclaw_failover.config.schema import PREAMBLE, SCHEMA
 from openclaw_failover.config.validate import Key, ListOf, Schema, Section
 
 COLUMN = 35  # where a comment beside a value starts
-WIDTH = 95  # comments are wrapped to this; one that does not fit beside a long value goes above
+WIDTH = 95  # comments are wrapped to this; help that does not fit beside a long value goes above
 START, END = "<!-- config-keys:start -->", "<!-- config-keys:end -->"
 _PLAIN = re.compile(r"[A-Za-z0-9~/_.][A-Za-z0-9 ~/_.:@+%-]*")
 
@@ -47,6 +47,11 @@ def _node(name: str, node: Key | ListOf | Section, indent: int, *, commented: bo
     notes = _notes(indent, node.note)
     if isinstance(node, Key):
         lines = _key(name, node, indent)
+        _, code, beside = lines[0]
+        length = indent + len(code) + (2 if commented or node.commented else 0)
+        if beside and _too_long(length, beside):  # the help goes above, before the note
+            notes = _notes(indent, "\n".join(textwrap.wrap(beside, WIDTH - indent - 2))) + notes
+            lines[0] = (indent, code, "")
     elif isinstance(node, ListOf):
         lines = [(indent, f"{name}:", ""), *_items(node, indent + 2)]
     else:
@@ -96,6 +101,12 @@ def _notes(indent: int, note: str) -> list[Line]:
     return [(indent, f"# {line}".rstrip(), "") for line in note.splitlines()]
 
 
+def _too_long(length: int, beside: str) -> bool:
+    """A value line past the comment column whose help does not fit beside it."""
+    column = max(COLUMN, length + 3)
+    return column > COLUMN and column + 2 + len(beside) > WIDTH
+
+
 def _comment_block(indent: int, text: str) -> str:
     return "\n".join(_finish(line) for line in _notes(indent, text))
 
@@ -106,10 +117,7 @@ def _finish(line: Line) -> str:
     if not beside:
         return text
     column = max(COLUMN, len(text) + 3)
-    if column > COLUMN and column + 2 + len(beside) > WIDTH:  # a long value: the comment above
-        above = textwrap.wrap(beside, WIDTH - indent - 2)
-        return "\n".join([*(" " * indent + f"# {p}" for p in above), text])
-    parts = textwrap.wrap(beside, WIDTH - column - 2)
+    parts = textwrap.wrap(beside, max(20, WIDTH - column - 2))
     first = text.ljust(column) + f"# {parts[0]}"
     return "\n".join([first, *(" " * column + f"# {p}" for p in parts[1:])])
 

@@ -23,7 +23,6 @@ from openclaw_failover.config import safeyaml
 from openclaw_failover.config.schema import (
     DEFAULT_MESSAGES,
     SCHEMA,
-    SEARCH_PATHS,
     TEMPLATE_FIELDS,
     Command,
     default,
@@ -31,6 +30,11 @@ from openclaw_failover.config.schema import (
 from openclaw_failover.config.secrets import Masker
 from openclaw_failover.config.validate import Key, Schema, Validator
 from openclaw_failover.config.validate import iter_keys as _iter_keys
+
+SEARCH_PATHS = (
+    "~/.config/openclaw-failover/config.yaml",
+    "/etc/openclaw-failover/config.yaml",
+)
 
 __all__ = ["DEFAULT_MESSAGES", "Config", "ConfigError", "load_config", "parse_config"]
 

@@ -25,10 +25,6 @@ __all__ = ["DEFAULT_MESSAGES", "SCHEMA", "Command", "default", "key"]
 
 DEFAULT_STATE_DIR = "~/.local/state/openclaw-failover"
 TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
-SEARCH_PATHS = (
-    "~/.config/openclaw-failover/config.yaml",
-    "/etc/openclaw-failover/config.yaml",
-)
 
 # Notice kinds, their default texts and what each one says (the key's help text).
 # Fields available to every template: {primary} {standby} {reason} {time} {detail}
@@ -167,9 +163,8 @@ PRIMARY = Section(
                     "command",
                     "run over SSH at give-back when ocf fenced the primary",
                     example="openclaw gateway start",
-                    note="Optional, run over SSH at give-back when ocf fenced the primary."
-                    " `gateway start`\nneeds a service-manager install; for a bare `gateway run`"
-                    " start it detached:\n"
+                    note="Optional. `gateway start` needs a service-manager install; for a bare"
+                    " `gateway run`\nstart it detached:\n"
                     "  start_command: sh -c 'setsid openclaw gateway run >>"
                     " ~/.openclaw/gateway-run.log 2>&1 < /dev/null &'",
                 ),
@@ -192,9 +187,8 @@ STANDBY = Section(
                     example="http://127.0.0.1:18789/readyz",
                     commented=True,
                     note="After a takeover ocf waits (within start_timeout) until the gateway is"
-                    " ready, not\nonly answering: /readyz 200. Default: health_url's host and"
-                    ' port, path /readyz; a\n404 means the gateway has none. "not ready" goes'
-                    " into the takeover notice.",
+                    " ready, not\nonly answering: /readyz 200. A 404 means the gateway has none;"
+                    ' "not ready"\ngoes into the takeover notice.',
                 ),
                 "start_command": Key(
                     "command",
@@ -208,10 +202,10 @@ STANDBY = Section(
                     "direct start when start_command fails",
                     example="openclaw gateway run --port 18789",
                     note="Optional: started fully detached (own session, output to"
-                    " state_dir/gateway.log,\npid and start time in state_dir/gateway.pid) when"
-                    " start_command fails; stopped by\nthat pid (SIGTERM to its process group,"
-                    " SIGKILL after stop_timeout), whatever the\nprocess renames itself to"
-                    " (`gateway run` becomes `openclaw-gateway`).",
+                    " state_dir/gateway.log,\npid and start time in state_dir/gateway.pid);"
+                    " stopped by that pid (SIGTERM to its\nprocess group, SIGKILL after"
+                    " stop_timeout), whatever the process renames itself to\n(`gateway run`"
+                    " becomes `openclaw-gateway`).",
                 ),
                 "stop_command": Key(
                     "command",
@@ -379,7 +373,7 @@ DATABASE = Section(
             "libpq conninfo or URL of the primary's memu",
             required=True,
             example="host=192.168.0.199 port=5432 dbname=memu user=memu password=${MEMU_PASSWORD}",
-            note="libpq conninfo or URL. Passwords via ${VAR} or ~/.pgpass, never in this file.\n"
+            note="Passwords via ${VAR} or ~/.pgpass, never in this file.\n"
             "The primary's user needs REPLICATION (a new logical slot is created at give-back)\n"
             "and write access to the tables. Through an SSH tunnel instead of the LAN:\n"
             "  ssh -fNL 15432:127.0.0.1:5432 marek@192.168.0.199   then host=127.0.0.1"
