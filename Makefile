@@ -1,6 +1,8 @@
 # `make demo`: the whole failover on this machine (`ocf demo`), in a virtualenv of its own.
 # `make test`: lint, types and the whole test suite, in the same virtualenv.
 # `make test-unit` / `test-integration` / `test-e2e`: one tier of the suite alone.
+# `make config-docs`: regenerate config.example.yaml (both copies) and the README's key
+#   reference from the schema (src/openclaw_failover/config/schema.py); tests check they are current.
 # `make try`: a dry-run `ocf check` against a throwaway local example.
 # `make test-real`: only the real OpenClaw gateway tier (installs Node 24 + openclaw first).
 # `make test-real-demo`: `ocf demo --real-gateway`'s gateway-crash scenario (3-5 minutes).
@@ -8,7 +10,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo try test test-unit test-integration test-e2e test-real test-real-demo lint bench clean soak
+.PHONY: demo try config-docs test test-unit test-integration test-e2e test-real test-real-demo lint bench clean soak
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +23,9 @@ demo: $(BIN)/.installed
 
 try: $(BIN)/.installed
 	$(BIN)/python examples/try_local.py
+
+config-docs: $(BIN)/.installed
+	$(BIN)/python -m openclaw_failover.config.example --write
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench examples

@@ -31,8 +31,9 @@ from openclaw_failover.core.state import Role, State
 from openclaw_failover.engine.store import StateStore
 from openclaw_failover.monitor import metrics
 from openclaw_failover.monitor.ping import ping, ping_target, succeeded
-from openclaw_failover.ops import history, install
+from openclaw_failover.ops import history, install, install_files
 from openclaw_failover.ops import status as status_mod
+from tests.harness.installing import PRIMARY, run_install, ssh_files
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -533,8 +534,9 @@ def home(tmp_path: Path) -> Path:
     home = tmp_path / "home dir"  # a space: quoting is exercised
     config = home / ".config" / "openclaw-failover" / "config.yaml"
     config.parent.mkdir(parents=True)
+    ssh_files(home)
     config.write_text(
-        "state_dir: ~/.local/state/ocf-test\n"
+        PRIMARY + "state_dir: ~/.local/state/ocf-test\n"
         "check:\n  interval: 30\n  deadline: 20\n"
         "metrics:\n  textfile: ${METRICS_DIR}/ocf.prom\n"
         "monitoring:\n  ping_url: https://hc-ping.com/uuid\n"
@@ -560,7 +562,7 @@ def _no_run(*args: Any, **kwargs: Any) -> CommandResult:
 def test_install_dry_run_systemd_writes_nothing_and_prints_absolute_paths(home: Path) -> None:
     lines: list[str] = []
     before = _tree(home)
-    code = install.install(
+    code = run_install(
         "systemd",
         config_path=_config(home),
         dry_run=True,
@@ -579,7 +581,8 @@ def test_install_dry_run_systemd_writes_nothing_and_prints_absolute_paths(home: 
     python = shlex.quote(str(Path(sys.executable).absolute()))
     config = f'"{_config(home)}"'  # the space makes systemd need quotes
     assert f"ExecStart={python} -m openclaw_failover --config {config} check" in out
-    assert f'EnvironmentFile=-"{home}/.config/openclaw-failover/env"' in out
+    # EnvironmentFile= takes the rest of the line as the path: quotes would be part of it
+    assert f"EnvironmentFile=-{home}/.config/openclaw-failover/env\n" in out
     assert f'ReadWritePaths="{home}/.local/state/ocf-test"' in out
     # the metrics dir, from the env file; "-": a missing folder does not stop the unit
     assert "ReadWritePaths=-/var/lib/node_exporter/tf" in out
@@ -598,9 +601,11 @@ def test_install_dry_run_systemd_writes_nothing_and_prints_absolute_paths(home: 
 
 def test_install_dry_run_cron_writes_nothing_and_prints_absolute_paths(home: Path) -> None:
     lines: list[str] = []
-    _config(home).write_text("state_dir: ~/.local/state/ocf-test\ncheck:\n  interval: 120\n")
+    _config(home).write_text(
+        PRIMARY + "state_dir: ~/.local/state/ocf-test\ncheck:\n  interval: 120\n"
+    )
     before = _tree(home)
-    code = install.install(
+    code = run_install(
         "cron",
         config_path=_config(home),
         dry_run=True,
@@ -625,7 +630,7 @@ def test_install_dry_run_cron_writes_nothing_and_prints_absolute_paths(home: Pat
     # as root: the cron.d file, for the given user
     cron_d = home / "etc" / "cron.d" / "openclaw-failover"
     lines.clear()
-    code = install.install(
+    code = run_install(
         "cron",
         config_path=_config(home),
         dry_run=True,
@@ -647,11 +652,11 @@ def test_install_dry_run_cron_writes_nothing_and_prints_absolute_paths(home: Pat
 def test_install_refusals(home: Path) -> None:
     lines: list[str] = []
     kw: dict[str, Any] = {"dry_run": True, "env": {}, "say": lines.append, "home": home}
-    assert install.install("systemd", config_path=_config(home), is_root=True, **kw) == 2
+    assert run_install("systemd", config_path=_config(home), is_root=True, **kw) == 2
     assert "not as root" in lines[-1]
-    assert install.install("launchd", config_path=_config(home), is_root=False, **kw) == 2
+    assert run_install("launchd", config_path=_config(home), is_root=False, **kw) == 2
     assert "unknown kind" in lines[-1]
-    assert install.install("cron", config_path=home / "nope.yaml", is_root=False, **kw) == 2
+    assert run_install("cron", config_path=home / "nope.yaml", is_root=False, **kw) == 2
     assert "not found" in lines[-1]
 
 
@@ -674,11 +679,11 @@ def test_install_systemd_writes_units_and_enables_the_timer(home: Path) -> None:
     exe = _fake_ocf(home)
     kw: dict[str, Any] = {"env": {"HOME": str(home)}, "say": lines.append, "is_root": False}
     kw.update(home=home, command=[str(exe)], run=run, config_path=_config(home), dry_run=False)
-    assert install.install("systemd", **kw) == 0, lines
+    assert run_install("systemd", **kw) == 0, lines
     units = home / ".config" / "systemd" / "user"
     service = (units / "openclaw-failover.service").read_text()
     assert f'ExecStart="{exe}" --config "{_config(home)}" check' in service
-    assert (units / "openclaw-failover.timer").read_text() == install.timer_unit(30)
+    assert (units / "openclaw-failover.timer").read_text() == install_files.timer_unit(30)
     assert (home / ".local" / "state" / "ocf-test").is_dir()
     assert [c[0] for c in calls] == [
         ["systemctl", "--user", "daemon-reload"],
@@ -686,14 +691,14 @@ def test_install_systemd_writes_units_and_enables_the_timer(home: Path) -> None:
     ]
     assert calls[0][1]["XDG_RUNTIME_DIR"].startswith("/run/user/")
     assert f"wrote {units}/openclaw-failover.service" in lines
-    _verify_units(units, home)  # what was installed is valid for systemd
+    _assert_verified(_verify_units(units, home))  # what was installed is valid for systemd
 
     # a failing systemctl is reported clearly, with exit 1; unchanged files are said so
     def failing(argv: list[str], **_: Any) -> CommandResult:
         return CommandResult(tuple(argv), 1, stderr="Failed to connect to bus: No medium found")
 
     lines.clear()
-    assert install.install("systemd", **{**kw, "run": failing}) == 1
+    assert run_install("systemd", **{**kw, "run": failing}) == 1
     assert f"unchanged: {units}/openclaw-failover.service" in lines
     assert "daemon-reload` failed" in lines[-1] and "Failed to connect to bus" in lines[-1]
 
@@ -701,7 +706,7 @@ def test_install_systemd_writes_units_and_enables_the_timer(home: Path) -> None:
 def test_install_crontab_replaces_only_its_own_block(home: Path, tmp_path: Path) -> None:
     exe = _fake_ocf(home)
     old = (
-        f"MAILTO=me\n0 3 * * * backup\n{install.BEGIN}\n* * * * * old ocf\n{install.END}\n"
+        f"MAILTO=me\n0 3 * * * backup\n{install_files.BEGIN}\n* * * * * old ocf\n{install_files.END}\n"
         "30 4 * * * after\n"
     )
     installed: list[str] = []
@@ -715,11 +720,13 @@ def test_install_crontab_replaces_only_its_own_block(home: Path, tmp_path: Path)
     lines: list[str] = []
     kw: dict[str, Any] = {"env": {}, "say": lines.append, "is_root": False, "home": home}
     kw.update(command=[str(exe)], config_path=_config(home), dry_run=False)
-    assert install.install("cron", run=run, **kw) == 0, lines
+    assert run_install("cron", run=run, **kw) == 0, lines
     (new,) = installed
     assert new.startswith("MAILTO=me\n0 3 * * * backup\n30 4 * * * after\n# BEGIN openclaw-fail")
     assert (
-        "old ocf" not in new and new.count(install.BEGIN) == 1 and new.endswith(f"{install.END}\n")
+        "old ocf" not in new
+        and new.count(install_files.BEGIN) == 1
+        and new.endswith(f"{install_files.END}\n")
     )
     assert "\n* * * * * umask 077; flock -n " in new, "every minute: cron's best for 30 s"
     assert "PATH=" in new and "; export PATH; " in new, (
@@ -734,13 +741,13 @@ def test_install_crontab_replaces_only_its_own_block(home: Path, tmp_path: Path)
         installed.append(Path(argv[1]).read_text())
         return CommandResult(tuple(argv), 0)
 
-    assert install.install("cron", run=empty, **kw) == 0
-    assert installed[-1].startswith(install.BEGIN)
+    assert run_install("cron", run=empty, **kw) == 0
+    assert installed[-1].startswith(install_files.BEGIN)
 
     def missing(argv: list[str], **_: Any) -> CommandResult:
         return CommandResult(tuple(argv), None, error="command not found: crontab")
 
-    assert install.install("cron", run=missing, **kw) == 1
+    assert run_install("cron", run=missing, **kw) == 1
     assert "apt-get install cron" in lines[-1]
 
 
@@ -752,13 +759,13 @@ def test_install_cron_d_as_root_and_the_line_really_runs(home: Path) -> None:
     exe.parent.mkdir()
     exe.write_text(f'#!/bin/sh\necho "args: $* token: $OCF_TOKEN" >> "{record}"\necho printed\n')
     exe.chmod(0o755)
-    (_config(home).parent / "env").write_text("OCF_TOKEN=123:abc\n")
+    (_config(home).parent / "env").write_text("OCF_TOKEN=123:abc\nMETRICS_DIR=/srv/tf\n")
     state = home / ".local" / "state" / "ocf-test"
     state.mkdir(parents=True)
     cron_d = home / "cron.d" / "openclaw-failover"
     cron_d.parent.mkdir()
     lines: list[str] = []
-    code = install.install(
+    code = run_install(
         "cron",
         config_path=_config(home),
         dry_run=False,
@@ -805,12 +812,17 @@ def test_cron_d_runs_as_the_config_owner_or_the_sudo_user(home: Path) -> None:
 
     nobody = pwd.getpwnam("nobody")
     config = _config(home)
-    kw: dict[str, Any] = {"kind": "cron", "config_path": config, "root": True}
+    keys = f"    key_file: {home}/.ssh/id_ed25519\n    known_hosts: {home}/.ssh/known_hosts\n"
+    config.write_text(config.read_text().replace(PRIMARY, PRIMARY + keys))  # nobody has no ~
     os.chown(config, nobody.pw_uid, nobody.pw_gid)
-    target = install.resolve_target(env={"SUDO_USER": "root"}, **kw)
+    cfg = install.load("cron", config, {"SUDO_USER": "root"}, root=True)
+    target = install.resolve_target("cron", cfg, env={"SUDO_USER": "root"}, root=True)
     assert (target.user, target.home) == ("nobody", Path(nobody.pw_dir))
     assert target.state_dir == Path(nobody.pw_dir) / ".local/state/ocf-test", "~ is their home"
+    assert target.writable == [Path("/var/lib/node_exporter/tf")], "${VAR} from the env file"
     os.chown(config, 0, 0)
+    cfg = install.load("cron", config, {}, root=True)
+    kw: dict[str, Any] = {"kind": "cron", "cfg": cfg, "root": True}
     assert install.resolve_target(env={"SUDO_USER": "nobody"}, **kw).user == "nobody"
     assert install.resolve_target(env={}, **kw).user == "root"
 
@@ -841,9 +853,9 @@ def test_ocf_command_under_sudo_is_the_absolute_ocf_beside_the_interpreter(
 # --------------------------------------------------------------------------- shipped files
 
 
-def _pi_target() -> install.Target:
+def _pi_target() -> install_files.Target:
     home = Path("/home/pi")
-    return install.Target(
+    return install_files.Target(
         user="pi",
         home=home,
         command=(str(home / ".local/bin/ocf"),),
@@ -858,8 +870,10 @@ def _pi_target() -> install.Target:
 
 
 def test_shipped_samples_are_what_ocf_install_writes() -> None:
-    assert (DEPLOY / "cron" / "openclaw-failover").read_text() == install.cron_d_file(_pi_target())
-    service = install.service_unit(
+    assert (DEPLOY / "cron" / "openclaw-failover").read_text() == install_files.cron_d_file(
+        _pi_target()
+    )
+    service = install_files.service_unit(
         exec_start="%h/.local/bin/ocf check",
         env_file="-%h/.config/openclaw-failover/env",
         state_dir="%h/.local/state/openclaw-failover",
@@ -867,7 +881,9 @@ def test_shipped_samples_are_what_ocf_install_writes() -> None:
         timeout=28,
     )
     assert (DEPLOY / "systemd" / "openclaw-failover.service").read_text() == service
-    assert (DEPLOY / "systemd" / "openclaw-failover.timer").read_text() == install.timer_unit(30)
+    assert (DEPLOY / "systemd" / "openclaw-failover.timer").read_text() == install_files.timer_unit(
+        30
+    )
     text = service
     for setting in (
         "Type=oneshot",
@@ -881,7 +897,7 @@ def test_shipped_samples_are_what_ocf_install_writes() -> None:
         "EnvironmentFile=-%h/.config/openclaw-failover/env",
     ):
         assert f"\n{setting}\n" in text, setting
-    timer = install.timer_unit(30)
+    timer = install_files.timer_unit(30)
     assert "\nOnUnitActiveSec=30s\n" in timer and "\nAccuracySec=1s\n" in timer
     logrotate = (DEPLOY / "logrotate" / "openclaw-failover").read_text()
     assert "/home/pi/.local/state/openclaw-failover/cron.log {" in logrotate
@@ -950,12 +966,55 @@ def test_the_verify_check_can_fail(tmp_path: Path, line: str, broken: str) -> No
 
 
 def test_install_systemd_warns_when_check_interval_is_not_the_30s_timer(home: Path) -> None:
-    _config(home).write_text("state_dir: ~/.local/state/ocf-test\ncheck:\n  interval: 120\n")
+    _config(home).write_text(
+        PRIMARY + "state_dir: ~/.local/state/ocf-test\ncheck:\n  interval: 120\n"
+    )
     lines: list[str] = []
     kw: dict[str, Any] = {"dry_run": True, "env": {}, "run": _no_run, "is_root": False}
-    code = install.install("systemd", config_path=_config(home), say=lines.append, home=home, **kw)
+    code = run_install("systemd", config_path=_config(home), say=lines.append, home=home, **kw)
     out = "\n".join(lines)
     assert code == 0, out
     assert "warning: check.interval is 120 s, so the timer runs every 120 s, not every 30 s" in out
     assert "`check: {interval: 30, deadline: 20}`" in out
     assert "OnUnitActiveSec=120s" in out  # the timer follows check.interval
+
+
+def test_install_without_check_interval_schedules_the_default_and_says_so(home: Path) -> None:
+    """check.interval's schema default (120) is what `ocf status` assumes; a timer whose
+    interval the config does not set runs every 30 s and asks for it to be set."""
+    _config(home).write_text(
+        PRIMARY + "state_dir: ~/.local/state/ocf-test\ncheck: {deadline: 20}\n"
+    )
+    kw: dict[str, Any] = {"dry_run": True, "env": {}, "run": _no_run, "is_root": False}
+    lines: list[str] = []
+    assert run_install("systemd", config_path=_config(home), say=lines.append, home=home, **kw) == 0
+    out = "\n".join(lines)
+    assert "warning: check.interval is not set: scheduling every 30 s" in out, out
+    assert "OnUnitActiveSec=30s" in out
+    lines.clear()
+    assert run_install("cron", config_path=_config(home), say=lines.append, home=home, **kw) == 0
+    out = "\n".join(lines)
+    assert "warning: check.interval is not set: scheduling every 120 s" in out, out
+    assert any(ln.strip().startswith("*/2 * * * * ") for ln in out.splitlines()), out
+
+
+def test_ocf_install_validates_the_config_with_the_env_file(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI: ${VAR} from the env file beside the config (what the schedule loads), ~ the
+    user's home; a value the check would refuse stops it with exit 2, nothing written."""
+    from openclaw_failover.cli.app import Environment, main
+
+    config = _config(home)
+    (config.parent / "env").write_text("STATE='/srv/ocf state'\n")
+    config.write_text(PRIMARY + "state_dir: ${STATE}\ncheck: {interval: 120}\n")
+    env = Environment(env={"HOME": str(home), "PATH": os.defpath})
+    argv = ["--config", str(config), "install", "cron", "--dry-run"]
+    assert main(argv, env) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "would create /srv/ocf state" in out and "/srv/ocf state/cron.log" in out, out
+    config.write_text(PRIMARY + "state_dir: ${STATE}\ncheck: {interval: 0}\n")
+    assert main(argv, env) == 2
+    err = capsys.readouterr().err
+    assert "At 'check.interval': must be at least 1, got 0" in err, err
+    assert not Path("/srv/ocf state").exists()

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from openclaw_failover.ops import install
+from openclaw_failover.ops import install_files
+from tests.harness.installing import PRIMARY, run_install, ssh_files
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (sudo ocf install cron)")
 
@@ -39,7 +40,8 @@ def _setup(world: Path, state_dir: str, owner: str = "root") -> tuple[Path, Path
     conf_dir = world / "conf"
     conf_dir.mkdir(mode=0o755)
     config = conf_dir / "config.yaml"
-    config.write_text(f"state_dir: {state_dir}\ncheck: {{interval: 120, deadline: 20}}\n")
+    ssh_files(world)  # the tests' home
+    config.write_text(f"{PRIMARY}state_dir: {state_dir}\ncheck: {{interval: 120, deadline: 20}}\n")
     entry = pwd.getpwnam(owner)
     os.chown(config, entry.pw_uid, entry.pw_gid)
     cron_d = world / "cron.d" / "openclaw-failover"
@@ -59,7 +61,7 @@ def _install(config: Path, cron_d: Path, **kw: Any) -> tuple[int, str]:
         "cron_d": cron_d,
     }
     args.update(kw)
-    code = install.install("cron", **args)
+    code = run_install("cron", **args)
     return code, "\n".join(lines)
 
 
@@ -166,7 +168,7 @@ def test_a_state_folder_owned_by_someone_else_is_refused(world: Path) -> None:
 
 
 def test_cron_line_of_a_clean_target_has_no_extra_line() -> None:
-    target = install.Target(
+    target = install_files.Target(
         user="pi",
         home=Path("/home/pi"),
         command=("/home/pi/.local/bin/ocf",),
@@ -178,4 +180,4 @@ def test_cron_line_of_a_clean_target_has_no_extra_line() -> None:
         deadline=100,
         ping_timeout=None,
     )
-    assert len(install.cron_line(target, with_user=True).splitlines()) == 1
+    assert len(install_files.cron_line(target, with_user=True).splitlines()) == 1

@@ -19,8 +19,8 @@ from openclaw_failover.config.loader import Config
 from openclaw_failover.config.secrets import Masker
 from openclaw_failover.core.model import CommandResult, ProbeStatus
 from openclaw_failover.engine.watch import Transport, watch_config
-from openclaw_failover.ops import install
 from tests.harness.fixtures import fake_gateway, make_config, sshd  # noqa: F401
+from tests.harness.installing import PRIMARY, run_install, ssh_files
 from tests.harness.sshd import FakeGateway, SSHServer
 
 S = ProbeStatus
@@ -62,10 +62,11 @@ def test_watch_config_waits_at_most_one_interval_between_retries(
 
 
 def _home(tmp_path: Path) -> tuple[Path, Path, Path]:
-    home = tmp_path / "home"  # (a space breaks EnvironmentFile=-"..." quoting: see report)
+    home = tmp_path / "home dir"  # a space: EnvironmentFile= must not quote it
     config = home / ".config" / "openclaw-failover" / "config.yaml"
     config.parent.mkdir(parents=True)
-    config.write_text("state_dir: ~/.local/state/ocf-test\ncheck:\n  deadline: 20\n")
+    ssh_files(home)
+    config.write_text(PRIMARY + "state_dir: ~/.local/state/ocf-test\ncheck:\n  deadline: 20\n")
     (config.parent / "env").write_text("# secrets\n")
     exe = home / "venv" / "bin" / "ocf"
     exe.parent.mkdir(parents=True)
@@ -85,10 +86,11 @@ def test_install_systemd_watch_writes_a_hardened_service_and_enables_it(tmp_path
     lines: list[str] = []
     kw: dict[str, Any] = {"env": {"HOME": str(home)}, "say": lines.append, "is_root": False}
     kw.update(home=home, command=[str(exe)], run=run, config_path=config, dry_run=False)
-    assert install.install("systemd", watch=True, **kw) == 0, lines
+    assert run_install("systemd", watch=True, **kw) == 0, lines
     unit = home / ".config" / "systemd" / "user" / "openclaw-failover-watch.service"
     text = unit.read_text()
-    assert f"ExecStart={exe} --config {config} watch" in text
+    assert f'ExecStart="{exe}" --config "{config}" watch' in text
+    assert f"\nEnvironmentFile=-{config.parent}/env\n" in text
     for line in ("Restart=always", "NoNewPrivileges=yes", "ProtectSystem=strict"):
         assert f"\n{line}\n" in text
     assert "\nTimeoutStopSec=30s\n" in text  # deadline 20 + 10: a takeover is not cut short
@@ -112,7 +114,7 @@ def test_install_systemd_watch_writes_a_hardened_service_and_enables_it(tmp_path
 def test_install_cron_watch_is_a_usage_error(tmp_path: Path) -> None:
     home, config, exe = _home(tmp_path)
     lines: list[str] = []
-    code = install.install(
+    code = run_install(
         "cron",
         config_path=config,
         dry_run=True,

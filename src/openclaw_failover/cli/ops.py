@@ -69,12 +69,18 @@ def history_cmd(c: Context, since: str, as_json: bool) -> None:
 @pass_ctx
 def install_cmd(c: Context, kind: str, dry_run: bool, watch: bool) -> None:
     """Schedule `ocf check` (cron.d / crontab, or a systemd user timer) with this user's paths."""
-    from openclaw_failover.ops.install import install
+    from openclaw_failover.ops import install
+    from openclaw_failover.ops.installguard import InstallError
 
-    c.config(own_state_dir=False)  # a broken config is refused before anything is scheduled
-    path = find_config(c.config_path, c.environment.env)
     env = c.environment.env
-    code = install(kind, config_path=path, dry_run=dry_run, env=env, say=click.echo, watch=watch)
+    path = find_config(c.config_path, env)
+    try:  # as the check will see it; a broken config is refused before anything is scheduled
+        cfg = install.load(kind, path, env, watch=watch)
+    except InstallError as exc:
+        click.echo(f"ocf install {kind}: {exc}")
+        raise Failed(f"install {kind} failed", ExitStatus(exc.status)) from None
+    c.environment.mask = cfg.masker
+    code = install.install(kind, cfg, dry_run=dry_run, env=env, say=click.echo, watch=watch)
     if code:
         raise Failed(f"install {kind} failed", ExitStatus(code))
 

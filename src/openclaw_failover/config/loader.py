@@ -1,7 +1,7 @@
-"""Load and validate the YAML configuration.
+"""Load and validate the YAML configuration into frozen dataclasses.
 
-The schema below (see schema.py) is declarative: every key has a type, a default
-(or is required) and a one-line description.  Validation walks the whole document and
+The keys, their types, defaults and ranges are in schema.py (the one source: the
+dataclass defaults below are read from it).  Validation walks the whole document and
 collects *every* problem as ``At 'a.b': message`` before giving up, so a user
 fixes their file in one go.  ``${VAR}`` in any string value is replaced from
 the environment, so secrets stay out of the file.
@@ -20,40 +20,23 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from openclaw_failover.config import safeyaml
-from openclaw_failover.config.schema import Command, Key, ListOf, Schema, Validator
-from openclaw_failover.config.schema import iter_keys as _iter_keys
+from openclaw_failover.config.schema import (
+    DEFAULT_MESSAGES,
+    SCHEMA,
+    TEMPLATE_FIELDS,
+    Command,
+    default,
+)
 from openclaw_failover.config.secrets import Masker
+from openclaw_failover.config.validate import Key, Schema, Validator
+from openclaw_failover.config.validate import iter_keys as _iter_keys
 
 SEARCH_PATHS = (
     "~/.config/openclaw-failover/config.yaml",
     "/etc/openclaw-failover/config.yaml",
 )
-DEFAULT_STATE_DIR = "~/.local/state/openclaw-failover"
-TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 
-# Notice kinds and their default texts.  Fields available to every template:
-# {primary} {standby} {reason} {time} {detail}
-DEFAULT_MESSAGES: dict[str, str] = {
-    "took_over": "OpenClaw on {primary} OFFLINE - {standby} takes over! ({reason}; {time}) "
-    "{detail}",
-    "gave_back": "{primary} ONLINE - {standby} stopped, gateway back on {primary}. "
-    "{detail} ({time})",
-    "failover_failed": "FAILOVER FAILED - {standby} could not start the gateway! {detail} ({time})",
-    "giveback_failed": "GIVE-BACK FAILED - {standby} keeps serving. {detail} ({time})",
-    "syncback_failed": "SYNC-BACK FAILED - data stays on {standby}, retrying every check. "
-    "{detail} ({time})",
-    "auth_failure": "ALERT: {standby} cannot check {primary}: {detail}. "
-    "Not failing over; fix SSH access. ({time})",
-    "two_gateways": "WARNING: {primary} serves, but a gateway also answers on {standby}: "
-    "two bots may poll Telegram. ocf did not start it; stop it. ({time})",
-    "primary_back": "{primary} is reachable again; failback is manual: "
-    "run 'ocf release' on {standby}. ({time})",
-    "both_serving": "TWO BOTS - {primary}'s gateway served again while {standby}'s still "
-    "answered; ocf stopped one of them. ({reason}; {time})",
-    "isolated": "{standby} was cut off and did NOT take over from {primary}: {reason}. "
-    "{detail} ({time})",
-}
-TEMPLATE_FIELDS = frozenset({"primary", "standby", "reason", "time", "detail"})
+__all__ = ["DEFAULT_MESSAGES", "Config", "ConfigError", "load_config", "parse_config"]
 
 
 class ConfigError(Exception):
@@ -74,29 +57,31 @@ class ConfigError(Exception):
 
 # --------------------------------------------------------------------------- dataclasses
 
+NO_WITNESSES = 0  # CheckConfig.witness_quorum without witnesses (the schema says None)
+
 
 @dataclass(frozen=True)
 class SSHConfig:
     user: str
     key_file: Path
     known_hosts: Path
-    port: int = 22
-    connect_timeout: float = 10.0
-    command_timeout: float = 30.0
+    port: int = default("primary.ssh.port")
+    connect_timeout: float = default("primary.ssh.connect_timeout")
+    command_timeout: float = default("primary.ssh.command_timeout")
 
 
 @dataclass(frozen=True)
 class PrimaryGateway:
-    health_url: str = "http://127.0.0.1:18789/healthz"
-    stop_command: Command | None = None
-    start_command: Command | None = None
+    health_url: str = default("primary.gateway.health_url")
+    stop_command: Command | None = default("primary.gateway.stop_command")
+    start_command: Command | None = default("primary.gateway.start_command")
 
 
 @dataclass(frozen=True)
 class PrimaryConfig:
     host: str
     ssh: SSHConfig
-    name: str = "primary"
+    name: str = default("primary.name")
     gateway: PrimaryGateway = field(default_factory=PrimaryGateway)
 
 
@@ -104,55 +89,55 @@ class PrimaryConfig:
 class StandbyGateway:
     start_command: Command
     stop_command: Command
-    health_url: str = "http://127.0.0.1:18789/healthz"
-    fallback_start_command: Command | None = None
-    ready_url: str | None = None  # None: health_url's host and port, path /readyz
-    start_timeout: float = 60.0
-    stop_timeout: float = 30.0
-    command_timeout: float = 30.0
+    health_url: str = default("standby.gateway.health_url")
+    fallback_start_command: Command | None = default("standby.gateway.fallback_start_command")
+    ready_url: str | None = default("standby.gateway.ready_url")  # None: health_url's, /readyz
+    start_timeout: float = default("standby.gateway.start_timeout")
+    stop_timeout: float = default("standby.gateway.stop_timeout")
+    command_timeout: float = default("standby.gateway.command_timeout")
 
 
 @dataclass(frozen=True)
 class StandbyConfig:
     gateway: StandbyGateway
-    name: str = "standby"
+    name: str = default("standby.name")
 
 
 @dataclass(frozen=True)
 class CheckConfig:
-    retries: int = 1
-    retry_delay: float = 10.0
-    fall: int = 1
-    rise: int = 1
-    failback: str = "auto"
-    probe_timeout: float = 5.0
-    deadline: float = 100.0
-    alert_interval: float = 3600.0
-    interval: float = 120.0  # how often cron / the timer runs `ocf check` (status, doctor)
-    slow_fall: int = 5  # checks in a row without a healthy answer, any of them slow
-    witnesses: tuple[str, ...] = ()  # "host:port" (TCP connect) or http(s) URLs
-    witness_quorum: int = 0  # 0 = no witnesses configured
-    witness_timeout: float = 2.0
-    handoff_delay: float = 0.0  # seconds between stopping ours and restarting the primary's
+    retries: int = default("check.retries")
+    retry_delay: float = default("check.retry_delay")
+    fall: int = default("check.fall")
+    rise: int = default("check.rise")
+    failback: str = default("check.failback")
+    probe_timeout: float = default("check.probe_timeout")
+    deadline: float = default("check.deadline")
+    alert_interval: float = default("check.alert_interval")
+    interval: float = default("check.interval")
+    slow_fall: int = default("check.slow_fall")
+    witnesses: tuple[str, ...] = default("check.witnesses")
+    witness_quorum: int = NO_WITNESSES  # the schema's None: 1 with witnesses, else 0
+    witness_timeout: float = default("check.witness_timeout")
+    handoff_delay: float = default("check.handoff_delay")
 
 
 @dataclass(frozen=True)
 class TelegramConfig:
     token: str
     chat_id: int | str
-    base_url: str = TELEGRAM_BASE_URL
-    timeout: float = 10.0
+    base_url: str = default("telegram.base_url")
+    timeout: float = default("telegram.timeout")
 
 
 @dataclass(frozen=True)
 class DatabaseConfig:
     primary_dsn: str
     standby_dsn: str
-    subscription: str = "memu_sub"
-    tables: tuple[str, ...] = ()  # empty: every table the subscription's publications carry
-    connect_timeout: float = 10.0
-    quarantine_days: float = 30.0
-    quarantine_max_mb: float = 1024.0
+    subscription: str = default("database.subscription")
+    tables: tuple[str, ...] = default("database.tables")  # (): the publications' tables
+    connect_timeout: float = default("database.connect_timeout")
+    quarantine_days: float = default("database.quarantine_days")
+    quarantine_max_mb: float = default("database.quarantine_max_mb")
 
 
 @dataclass(frozen=True)
@@ -163,9 +148,9 @@ class FileRoot:
 
 @dataclass(frozen=True)
 class MonitoringConfig:
-    metrics_textfile: Path | None = None
-    ping_url: str | None = None
-    ping_timeout: float = 5.0
+    metrics_textfile: Path | None = default("metrics.textfile")
+    ping_url: str | None = default("monitoring.ping_url")
+    ping_timeout: float = default("monitoring.ping_timeout")
 
 
 @dataclass(frozen=True)
@@ -174,7 +159,7 @@ class Config:
     standby: StandbyConfig
     check: CheckConfig = field(default_factory=CheckConfig)
     telegram: TelegramConfig | None = None
-    state_dir: Path = field(default_factory=lambda: Path(DEFAULT_STATE_DIR).expanduser())
+    state_dir: Path = field(default_factory=lambda: default("state_dir"))  # ~ when built
     messages: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MESSAGES))
     database: DatabaseConfig | None = None
     files: tuple[FileRoot, ...] = ()
@@ -182,6 +167,7 @@ class Config:
     source: str = "<config>"
     # ${VAR} values whose name says TOKEN/PASSWORD/SECRET/KEY, the ping URL's path+query
     extra_secrets: tuple[str, ...] = ()
+    given: frozenset[str] = frozenset()  # the keys the file sets ("check.interval")
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -216,175 +202,6 @@ def dsn_password(dsn: str) -> str:
     if value.startswith("'"):
         value = re.sub(r"\\(.)", r"\1", value[1:-1])
     return value
-
-
-# --------------------------------------------------------------------------- schema
-
-
-SSH_SCHEMA: Schema = {
-    "user": Key("str", "SSH user on the primary", required=True),
-    "port": Key("int", "SSH port", 22, minimum=1, maximum=65535),
-    "key_file": Key("path", "private key (unencrypted)", "~/.ssh/id_ed25519", must_exist=True),
-    "known_hosts": Key(
-        "path", "known_hosts holding the primary's host key", "~/.ssh/known_hosts", must_exist=True
-    ),
-    "connect_timeout": Key(
-        "number", "seconds for TCP connect, banner and auth", 10, minimum=0.1, maximum=600
-    ),
-    "command_timeout": Key(
-        "number", "seconds for a command run over SSH", 30, minimum=0.1, maximum=3600
-    ),
-}
-
-SCHEMA: Schema = {
-    "primary": {
-        "name": Key("str", "name used in messages", "primary"),
-        "host": Key("str", "address of the primary", required=True),
-        "ssh": SSH_SCHEMA,
-        "gateway": {
-            "health_url": Key(
-                "url", "gateway URL as seen on the primary", "http://127.0.0.1:18789/healthz"
-            ),
-            "stop_command": Key("command", "run over SSH to fence a half-alive primary", None),
-            "start_command": Key("command", "run over SSH at give-back after fencing", None),
-        },
-    },
-    "standby": {
-        "name": Key("str", "name used in messages", "standby"),
-        "gateway": {
-            "health_url": Key("url", "local gateway URL", "http://127.0.0.1:18789/healthz"),
-            "ready_url": Key(
-                "url",
-                "readiness URL checked after a takeover (default: health_url's host and port, "
-                "path /readyz; a 404 means the gateway has none)",
-                None,
-            ),
-            "start_command": Key(
-                "command",
-                "starts the local gateway",
-                "systemctl --user start openclaw-gateway.service",
-            ),
-            "fallback_start_command": Key("command", "direct start if start_command fails", None),
-            "stop_command": Key(
-                "command",
-                "stops the local gateway",
-                "systemctl --user stop openclaw-gateway.service",
-            ),
-            # The real gateway answers /healthz after about 8-16 s (45 s on a loaded 2-core box).
-            "start_timeout": Key(
-                "number", "seconds to wait for the local gateway", 60, minimum=0, maximum=3600
-            ),
-            "stop_timeout": Key(
-                "number", "seconds to wait for it to stop", 30, minimum=0, maximum=3600
-            ),
-            "command_timeout": Key(
-                "number", "seconds a start/stop command may run", 30, minimum=0.1, maximum=3600
-            ),
-        },
-    },
-    "check": {
-        "retries": Key(
-            "int", "extra probes after a failed one, per tick", 1, minimum=0, maximum=100
-        ),
-        "retry_delay": Key("number", "seconds between probes", 10, minimum=0, maximum=3600),
-        "fall": Key("int", "failed ticks before taking over", 1, minimum=1, maximum=10000),
-        "rise": Key("int", "healthy ticks before giving back", 1, minimum=1, maximum=10000),
-        "failback": Key("choice", "auto or manual", "auto", choices=("auto", "manual")),
-        "probe_timeout": Key(
-            "number", "seconds for one HTTP health request", 5, minimum=0.1, maximum=600
-        ),
-        "deadline": Key(
-            "number",
-            "a whole tick is aborted after this many seconds",
-            100,
-            minimum=1,
-            maximum=86400,
-        ),
-        "alert_interval": Key(
-            "number", "seconds between repeated alerts", 3600, minimum=0, maximum=31 * 86400
-        ),
-        "interval": Key(
-            "number", "seconds between scheduled checks (cron/timer)", 120, minimum=1, maximum=86400
-        ),
-        "slow_fall": Key(
-            "int",
-            "checks in a row where the primary answered but too slowly (or not at all) "
-            "before taking over; never fenced",
-            5,
-            minimum=2,
-            maximum=10000,
-        ),
-        "witnesses": Key(
-            "strlist", "host:port (TCP connect) or http(s) URLs this standby must reach", []
-        ),
-        "witness_quorum": Key(
-            "int",
-            "witnesses that must answer before a takeover (default 1)",
-            None,
-            minimum=1,
-            maximum=100,
-        ),
-        "witness_timeout": Key("number", "seconds per witness", 2, minimum=0.1, maximum=60),
-        "handoff_delay": Key(
-            "number",
-            "seconds between stopping this standby's gateway and restarting the primary's "
-            "(Telegram's long poll)",
-            0,
-            minimum=0,
-            maximum=600,
-        ),
-    },
-    "telegram": {
-        "token": Key("str", "bot token, use ${VAR}", required=True, secret=True),
-        "chat_id": Key("chat", "chat to notify", required=True),
-        "base_url": Key("url", "Bot API base, everything before the token", TELEGRAM_BASE_URL),
-        "timeout": Key("number", "seconds per Bot API request", 10, minimum=0.1, maximum=600),
-    },
-    "messages": {
-        name: Key("str", f"template for the {name} notice", text, multiline=True)
-        for name, text in DEFAULT_MESSAGES.items()
-    },
-    "state_dir": Key("path", "state, events, logs", DEFAULT_STATE_DIR),
-    "metrics": {
-        "textfile": Key("path", "Prometheus textfile written each check (node_exporter)", None),
-    },
-    "monitoring": {
-        "ping_url": Key("url", "dead-man's-switch URL pinged after each check", None, secret=True),
-        "ping_timeout": Key("number", "seconds for the ping", 5, minimum=0.1, maximum=600),
-    },
-    "database": {
-        "primary_dsn": Key("str", "libpq conninfo or URL of the primary's memu", required=True),
-        "standby_dsn": Key("str", "libpq conninfo or URL of the standby's memu", required=True),
-        "subscription": Key("str", "the standby's subscription", "memu_sub"),
-        "tables": Key("strlist", "tables to sync (default: the publications' tables)", []),
-        "connect_timeout": Key(
-            "number", "seconds to connect to either database", 10, minimum=1, maximum=600
-        ),
-        "quarantine_days": Key(
-            "number",
-            "days a quarantine batch (rows sync-back replaced or deleted) is kept",
-            30,
-            minimum=1,
-            maximum=3650,
-        ),
-        "quarantine_max_mb": Key(
-            "number",
-            "size cap of the quarantine folder in MB (oldest batches go first)",
-            1024,
-            minimum=1,
-            maximum=1048576,
-        ),
-    },
-    "files": ListOf(
-        {
-            "path": Key("path", "file or folder on the standby", required=True),
-            "remote_path": Key("str", "the same on the primary", required=True),
-        },
-        "workspace files synced back standby -> primary",
-    ),
-}
-OPTIONAL_SECTIONS = frozenset({"telegram", "messages", "database", "metrics", "monitoring"})
-NOT_BUILT: dict[str, str] = {}
 
 
 # --------------------------------------------------------------------------- validation
@@ -460,11 +277,15 @@ def find_config(explicit: str | None, env: Mapping[str, str]) -> Path:
     )
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
-    """Read, validate and build the configuration; raise ConfigError listing every problem."""
+def load_config(
+    path: Path, env: Mapping[str, str] | None = None, *, home: Path | None = None
+) -> Config:
+    """Read, validate and build the configuration; raise ConfigError listing every problem.
+
+    ``home``: what ``~`` in a path means (another user's home, for `ocf install`)."""
     env = os.environ if env is None else env
     source = str(path)
-    return parse_config(read_yaml(path, source), source, env)
+    return parse_config(read_yaml(path, source), source, env, home=home)
 
 
 def read_yaml(path: Path, source: str) -> Any:
@@ -485,15 +306,18 @@ def read_yaml(path: Path, source: str) -> Any:
         raise ConfigError(source, [str(exc)]) from None
 
 
-def parse_config(data: Any, source: str, env: Mapping[str, str]) -> Config:
-    v = Validator(env, optional_sections=OPTIONAL_SECTIONS, not_built=NOT_BUILT)
+def parse_config(
+    data: Any, source: str, env: Mapping[str, str], *, home: Path | None = None
+) -> Config:
+    v = Validator(env, home=home)
     doc = v.section(SCHEMA, data if data is not None else {}, "")
     _check_templates(v, doc.get("messages"))
     _check_witnesses(v, doc.get("check") or {})
     if v.problems:
         mask = Masker([*v.secrets, *_dsn_passwords(data)])
         raise ConfigError(source, [mask(p) for p in v.problems])
-    return replace(_build(doc, source), extra_secrets=tuple(v.secrets))
+    built = _build(doc, source)
+    return replace(built, extra_secrets=tuple(v.secrets), given=frozenset(v.given))
 
 
 def _dsn_passwords(data: Any) -> list[str]:
@@ -538,18 +362,19 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         messages=messages,
         database=_database(doc["database"]),
         files=tuple(FileRoot(f["path"], f["remote_path"]) for f in doc["files"] or ()),
-        monitoring=MonitoringConfig(
-            metrics_textfile=(doc["metrics"] or {}).get("textfile"),
-            ping_url=(doc["monitoring"] or {}).get("ping_url"),
-            ping_timeout=(doc["monitoring"] or {}).get("ping_timeout") or 5.0,
-        ),
+        monitoring=_monitoring(doc["metrics"], doc["monitoring"]),
         source=source,
     )
 
 
+def _monitoring(metrics: dict[str, Any] | None, ping: dict[str, Any] | None) -> MonitoringConfig:
+    fields = {"metrics_textfile": metrics["textfile"]} if metrics else {}
+    return MonitoringConfig(**fields, **(ping or {}))
+
+
 def _check_config(c: dict[str, Any]) -> CheckConfig:
     witnesses = tuple(c.pop("witnesses") or ())
-    quorum = c.pop("witness_quorum") or (1 if witnesses else 0)
+    quorum = c.pop("witness_quorum") or (1 if witnesses else NO_WITNESSES)
     return CheckConfig(**c, witnesses=witnesses, witness_quorum=quorum)
 
 

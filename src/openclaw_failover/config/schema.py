@@ -1,325 +1,507 @@
-"""A small declarative schema for YAML documents.
+"""Every config key: its type, default, range and help text (the one source).
 
-Every leaf is a :class:`Key` with a kind, a default (or ``required``) and a
-one-line description.  :class:`Validator` walks a whole document and collects
-*every* problem as ``At 'a.b': message``, so a user fixes their file in one go;
-``${VAR}`` in any string is replaced from the environment first.
-
-Hostile values are refused: control characters (only a ``multiline`` key may hold a
-newline or a tab), numbers that are not finite or out of ``minimum``..``maximum``,
-URLs without an http(s) scheme, a host and a valid port.  A problem never echoes a
-secret: values of ``secret`` keys and of ``${VAR}`` whose name holds TOKEN,
-PASSWORD, SECRET or KEY are collected in ``Validator.secrets`` and masked.
+The loader's dataclasses take their defaults from here (:func:`default`);
+``config.example.yaml`` and the README's key reference are rendered from here by
+:mod:`openclaw_failover.config.example` (``make config-docs``; tests check both are
+current).  A key's ``doc`` is its one-line help, ``note`` the prose shown above it in
+the example, ``example`` the value the example shows when it is not the default.
 """
 
 from __future__ import annotations
 
-import math
-import re
-import shlex
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-Command = tuple[str, ...]
+from openclaw_failover.config.validate import (
+    SAME,
+    Command,
+    Key,
+    ListOf,
+    Schema,
+    Section,
+    check_default,
+)
 
+__all__ = ["DEFAULT_MESSAGES", "SCHEMA", "Command", "default", "key"]
 
-@dataclass(frozen=True)
-class Key:
-    """One leaf of the schema."""
+DEFAULT_STATE_DIR = "~/.local/state/openclaw-failover"
+TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 
-    kind: str  # str | int | number | bool | command | path | url | chat | choice
-    doc: str
-    default: Any = None
-    required: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    multiline: bool = False  # may hold newlines and tabs (notice templates)
-    choices: tuple[str, ...] = ()
-    must_exist: bool = False
-    secret: bool = False
+# Notice kinds, their default texts and what each one says (the key's help text).
+# Fields available to every template: {primary} {standby} {reason} {time} {detail}
+NOTICES: dict[str, tuple[str, str]] = {
+    "took_over": (
+        "OpenClaw on {primary} OFFLINE - {standby} takes over! ({reason}; {time}) {detail}",
+        "the primary failed; the standby serves now",
+    ),
+    "gave_back": (
+        "{primary} ONLINE - {standby} stopped, gateway back on {primary}. {detail} ({time})",
+        "give-back done",
+    ),
+    "failover_failed": (
+        "FAILOVER FAILED - {standby} could not start the gateway! {detail} ({time})",
+        "the standby could not start its gateway",
+    ),
+    "giveback_failed": (
+        "GIVE-BACK FAILED - {standby} keeps serving. {detail} ({time})",
+        "the standby could not hand the gateway back",
+    ),
+    "syncback_failed": (
+        "SYNC-BACK FAILED - data stays on {standby}, retrying every check. {detail} ({time})",
+        "rows or files could not be synced back",
+    ),
+    "auth_failure": (
+        "ALERT: {standby} cannot check {primary}: {detail}. "
+        "Not failing over; fix SSH access. ({time})",
+        "the standby cannot check the primary (SSH access)",
+    ),
+    "two_gateways": (
+        "WARNING: {primary} serves, but a gateway also answers on {standby}: "
+        "two bots may poll Telegram. ocf did not start it; stop it. ({time})",
+        "a gateway ocf did not start answers on the standby",
+    ),
+    "primary_back": (
+        "{primary} is reachable again; failback is manual: "
+        "run 'ocf release' on {standby}. ({time})",
+        "the primary is back and failback is manual",
+    ),
+    "both_serving": (
+        "TWO BOTS - {primary}'s gateway served again while {standby}'s still "
+        "answered; ocf stopped one of them. ({reason}; {time})",
+        "both gateways served after a partition",
+    ),
+    "isolated": (
+        "{standby} was cut off and did NOT take over from {primary}: {reason}. {detail} ({time})",
+        "no takeover because too few witnesses answered",
+    ),
+}
+DEFAULT_MESSAGES: dict[str, str] = {kind: text for kind, (text, _) in NOTICES.items()}
+TEMPLATE_FIELDS = frozenset({"primary", "standby", "reason", "time", "detail"})
 
+PREAMBLE = """\
+openclaw-failover (ocf) configuration.
 
-@dataclass(frozen=True)
-class ListOf:
-    """A list whose items are mappings of ``item``'s keys (errors name ``a[2].b``)."""
+Looked for at: --config PATH, then $OCF_CONFIG, then
+~/.config/openclaw-failover/config.yaml, then /etc/openclaw-failover/config.yaml.
+${VAR} in any value is replaced from the environment (keep secrets out of this file).
+Unknown keys are errors. Check a config with:  ocf doctor  (or ocf check --dry-run)
+This file ships with ocf:  ocf config example > config.yaml  (or run ocf init)
+Refused, each with one line and exit 2: duplicate keys, YAML aliases (*name),
+nesting deeper than 32, files over 1 MiB or not UTF-8; control characters in any
+value (a notice template may hold newlines and tabs); numbers that are not finite
+or out of range (ports 1-65535; network timeouts at most 600 s, command timeouts
+and retry_delay 3600 s, deadline and interval 86400 s, alert_interval 31 days,
+retries 100, fall/rise 10000); URLs without http(s)://, a host and a valid port.
+Secrets are masked everywhere, also in config errors: telegram.token, database
+passwords, the path and query of monitoring.ping_url, and every ${VAR} whose name
+holds TOKEN, PASSWORD, SECRET or KEY.
+A command is a string (split like a shell would, never run through a shell)
+or a list of arguments."""
 
-    item: dict[str, Any]
-    doc: str = ""
+SSH = Section(
+    {
+        "user": Key("str", "SSH user on the primary", required=True, example="marek"),
+        "port": Key("int", "SSH port", 22, minimum=1, maximum=65535),
+        "key_file": Key("path", "unencrypted private key", "~/.ssh/id_ed25519", must_exist=True),
+        "known_hosts": Key(
+            "path",
+            "known_hosts holding the primary's host key",
+            "~/.ssh/known_hosts",
+            must_exist=True,
+            note="The primary's host key must already be in this file: ocf never adds keys.\n"
+            "  ssh-keyscan -p 22 192.168.0.199 >> ~/.ssh/known_hosts   (then verify it!)",
+        ),
+        "connect_timeout": Key(
+            "number",
+            "seconds for TCP connect, SSH banner and auth",
+            10,
+            minimum=0.1,
+            maximum=600,
+        ),
+        "command_timeout": Key(
+            "number", "seconds a command run over SSH may take", 30, minimum=0.1, maximum=3600
+        ),
+    }
+)
 
+PRIMARY = Section(
+    {
+        "name": Key("str", "used in messages", "primary", example="Mac Studio"),
+        "host": Key("str", "address of the primary", required=True, example="192.168.0.199"),
+        "ssh": SSH,
+        "gateway": Section(
+            {
+                "health_url": Key(
+                    "url",
+                    "the gateway URL as seen on the primary",
+                    "http://127.0.0.1:18789/healthz",
+                    note="The gateway listens on the primary's loopback: ocf opens an SSH\n"
+                    "direct-tcpip channel to it; if the primary's sshd refuses forwarding it\n"
+                    "runs curl there instead. Any HTTP answer below 500 (404 too) means alive.\n"
+                    "/healthz (or /health) is OpenClaw's liveness endpoint: a small JSON answer,"
+                    " where\n/ is the 18 KB Control UI page. /readyz answers 503 while the"
+                    " gateway starts.",
+                ),
+                "stop_command": Key(
+                    "command",
+                    "run over SSH to fence a half-alive primary",
+                    example="openclaw gateway stop --force",
+                    note="Optional, run over SSH when the primary's SSH works but its gateway"
+                    " does not:\nfences a half-alive primary so two bots never poll Telegram at"
+                    ' once. It must work\nunattended (README "Gateway commands"):\n'
+                    "  macOS LaunchAgent (KeepAlive restarts a merely stopped gateway, so"
+                    " disable it):\n"
+                    "    stop_command: launchctl bootout gui/501/ai.openclaw.gateway\n"
+                    "    start_command: launchctl bootstrap gui/501"
+                    " /Users/marek/Library/LaunchAgents/ai.openclaw.gateway.plist\n"
+                    "  Linux systemd user unit:\n"
+                    "    stop_command: systemctl --user stop openclaw-gateway.service\n"
+                    "    start_command: systemctl --user start openclaw-gateway.service\n"
+                    "  no service manager (`openclaw gateway run`); without --force"
+                    " `gateway stop`\n  exits 1 when not run from a terminal:",
+                ),
+                "start_command": Key(
+                    "command",
+                    "run over SSH at give-back when ocf fenced the primary",
+                    example="openclaw gateway start",
+                    note="Optional. `gateway start` needs a service-manager install; for a bare"
+                    " `gateway run`\nstart it detached:\n"
+                    "  start_command: sh -c 'setsid openclaw gateway run >>"
+                    " ~/.openclaw/gateway-run.log 2>&1 < /dev/null &'",
+                ),
+            }
+        ),
+    }
+)
 
-Schema = dict[str, "Key | ListOf | Schema"]
+STANDBY = Section(
+    {
+        "name": Key("str", "used in messages", "standby", example="RPi"),
+        "gateway": Section(
+            {
+                "health_url": Key(
+                    "url", "the local gateway's URL", "http://127.0.0.1:18789/healthz"
+                ),
+                "ready_url": Key(
+                    "url",
+                    "readiness URL checked after a takeover (default: health_url's, path /readyz)",
+                    example="http://127.0.0.1:18789/readyz",
+                    commented=True,
+                    note="After a takeover ocf waits (within start_timeout) until the gateway is"
+                    " ready, not\nonly answering: /readyz 200. A 404 means the gateway has none;"
+                    ' "not ready"\ngoes into the takeover notice.',
+                ),
+                "start_command": Key(
+                    "command",
+                    "starts the local gateway",
+                    "systemctl --user start openclaw-gateway.service",
+                    note="ocf fills in XDG_RUNTIME_DIR and DBUS_SESSION_BUS_ADDRESS for"
+                    " systemctl --user\nwhen cron leaves them out.",
+                ),
+                "fallback_start_command": Key(
+                    "command",
+                    "direct start when start_command fails",
+                    example="openclaw gateway run --port 18789",
+                    note="Optional: started fully detached (own session, output to"
+                    " state_dir/gateway.log,\npid and start time in state_dir/gateway.pid);"
+                    " stopped by that pid (SIGTERM to its\nprocess group, SIGKILL after"
+                    " stop_timeout), whatever the process renames itself to\n(`gateway run`"
+                    " becomes `openclaw-gateway`).",
+                ),
+                "stop_command": Key(
+                    "command",
+                    "stops the local gateway",
+                    "systemctl --user stop openclaw-gateway.service",
+                ),
+                "start_timeout": Key(
+                    "number",
+                    "seconds to wait for the local gateway to answer (the real one answers"
+                    " after about 8-16 s, a loaded Pi may take 45)",
+                    60,
+                    minimum=0,
+                    maximum=3600,
+                ),
+                "stop_timeout": Key(
+                    "number",
+                    "seconds to wait for it to stop answering",
+                    30,
+                    minimum=0,
+                    maximum=3600,
+                ),
+                "command_timeout": Key(
+                    "number", "seconds start/stop commands may run", 30, minimum=0.1, maximum=3600
+                ),
+            }
+        ),
+    }
+)
 
-_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SECRET_VAR = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY", re.IGNORECASE)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-MAX_STRING = 4096  # characters in one string value
+CHECK = Section(
+    {
+        "retries": Key(
+            "int", "extra probes after a failed one, within one check", 1, minimum=0, maximum=100
+        ),
+        "retry_delay": Key(
+            "number", "seconds between the probes of one check", 10, minimum=0, maximum=3600
+        ),
+        "fall": Key("int", "failed checks before taking over", 1, minimum=1, maximum=10000),
+        "rise": Key("int", "healthy checks before giving back", 1, minimum=1, maximum=10000),
+        "failback": Key(
+            "choice",
+            "auto | manual (manual: give back with `ocf release`)",
+            "auto",
+            choices=("auto", "manual"),
+        ),
+        "probe_timeout": Key(
+            "number", "seconds for one HTTP health request", 5, minimum=0.1, maximum=600
+        ),
+        "deadline": Key(
+            "number",
+            "a whole check is aborted after this (keep it below the interval)",
+            100,
+            minimum=1,
+            maximum=86400,
+        ),
+        "alert_interval": Key(
+            "number",
+            "seconds between repeats of the same alert",
+            3600,
+            minimum=0,
+            maximum=31 * 86400,
+        ),
+        "interval": Key(
+            "number",
+            "how often cron / the timer runs `ocf check` (120 for the cron sample, 30 for the"
+            " systemd timer): status, doctor (`ocf watch` checks every --interval, default 2 s)",
+            120,
+            minimum=1,
+            maximum=86400,
+        ),
+        "slow_fall": Key(
+            "int",
+            "checks in a row without a healthy answer, starting with a slow one, before taking"
+            " over (at least 2)",
+            5,
+            minimum=2,
+            maximum=10000,
+            note="A probe is classified: never answered (no route, connect timeout, no SSH"
+            " banner) or\nrefused counts towards `fall`. Answered-then-slow (the banner came or"
+            " the host key was\nverified, then a later step timed out; or the gateway's channel"
+            " / HTTP answer timed\nout) is retried with twice the budget and counts only towards"
+            " `slow_fall`, and a\ntakeover after slow checks never fences the primary (a slow"
+            " gateway is a live one).",
+        ),
+        "witnesses": Key(
+            "strlist",
+            "host:port (TCP connect) or http(s) URLs this standby must reach",
+            [],
+            example=["192.168.0.1:80", "api.telegram.org:443"],
+            commented=True,
+            note="Isolation awareness: before taking over, this standby must reach at least\n"
+            "`witness_quorum` of these (host:port = a TCP connection is accepted; http(s)"
+            " URL = any\nHTTP answer). A standby that is itself cut off then does not start a"
+            ' second bot; it\nrecords why and sends an "isolated" notice once it is back'
+            " online. Trade-off: when all\nwitnesses are down together with the primary (same"
+            " switch, same power), no takeover.\nFor example the LAN router's web interface"
+            " (192.168.0.1:80), and Telegram (useless\nto take over if it cannot be reached):",
+        ),
+        "witness_quorum": Key(
+            "int",
+            "witnesses that must answer before a takeover (default 1 when witnesses are set)",
+            minimum=1,
+            maximum=100,
+            example=1,
+            commented=True,
+        ),
+        "witness_timeout": Key(
+            "number", "seconds per witness (all are asked at once)", 2, minimum=0.1, maximum=60
+        ),
+        "handoff_delay": Key(
+            "number",
+            "seconds between stopping this standby's gateway and restarting the fenced"
+            " primary's at give-back (covers Telegram's stale long poll; 0 = none)",
+            0,
+            minimum=0,
+            maximum=600,
+        ),
+    }
+)
 
+TELEGRAM = Section(
+    {
+        "token": Key(
+            "str",
+            "the bot token, from the environment",
+            required=True,
+            secret=True,
+            example="${OCF_TELEGRAM_TOKEN}",
+        ),
+        "chat_id": Key("chat", "numeric chat id, or @channelname", required=True, example=123456),
+        "base_url": Key("url", "everything before the token", TELEGRAM_BASE_URL),
+        "timeout": Key("number", "seconds per Bot API request", 10, minimum=0.1, maximum=600),
+    },
+    note="Optional: without it, notices are only logged.",
+    optional=True,
+)
 
-class Validator:
-    def __init__(
-        self,
-        env: Mapping[str, str],
-        *,
-        optional_sections: frozenset[str] = frozenset(),
-        not_built: Mapping[str, str] | None = None,
-    ) -> None:
-        self.env = env
-        self.optional_sections = optional_sections
-        self.not_built = dict(not_built or {})
-        self.problems: list[str] = []
-        self.secrets: list[str] = []  # values never to be shown (see secret_parts)
-
-    def err(self, path: str, msg: str) -> None:
-        self.problems.append(f"At '{_printable(path)}': {msg}")
-
-    def section(self, schema: Schema, data: Any, path: str) -> dict[str, Any]:
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            self.err(path or "<top>", f"expected a mapping, got {_typename(data)}")
-            return {}
-        out: dict[str, Any] = {}
-        for key in data:
-            if key not in schema:
-                where = f"{path}.{key}" if path else str(key)
-                where = where if len(where) <= 80 else where[:77] + "..."
-                if not path and key in self.not_built:
-                    self.err(where, self.not_built[key])
-                else:
-                    self.err(where, f"unknown key (expected one of: {', '.join(schema)})")
-        for key, sub in schema.items():
-            where = f"{path}.{key}" if path else key
-            present = key in data and data[key] is not None
-            if isinstance(sub, ListOf):
-                out[key] = self.items(sub, data.get(key), where) if present else None
-            elif isinstance(sub, dict):
-                if not path and key in self.optional_sections and not present:
-                    out[key] = None
-                else:
-                    out[key] = self.section(sub, data.get(key), where)
-            elif not present:
-                if sub.required:
-                    self.err(where, "required key is missing")
-                out[key] = self.leaf(sub, sub.default, where) if sub.default is not None else None
-            else:
-                out[key] = self.leaf(sub, data[key], where)
-        return out
-
-    def items(self, spec: ListOf, data: Any, path: str) -> list[dict[str, Any]]:
-        if not isinstance(data, list):
-            self.err(path, f"expected a list, got {_typename(data)}")
-            return []
-        return [self.section(spec.item, item, f"{path}[{i}]") for i, item in enumerate(data)]
-
-    def leaf(self, key: Key, value: Any, path: str) -> Any:
-        before = len(self.problems)
-        value = self.expand(value, path)
-        if len(self.problems) > before:  # an unset ${VAR}: one error is enough
-            return None
-        if key.secret and isinstance(value, str):
-            self.secrets += secret_parts(value, url=key.kind == "url")
-        check = CHECKS[key.kind]
-        try:
-            _check_text(key, value)
-            result = check(key, value)
-        except ValueError as exc:
-            self.err(path, str(exc))
-            return None
-        number = isinstance(result, int | float) and not isinstance(result, bool)
-        if number and key.minimum is not None and result < key.minimum:
-            self.err(path, f"must be at least {key.minimum:g}, got {result:g}")
-        elif number and key.maximum is not None and result > key.maximum:
-            self.err(path, f"must be at most {key.maximum:g}, got {_short_number(result)}")
-        if key.must_exist and isinstance(result, Path) and not _is_file(result):
-            self.err(path, f"file not found: {result}")
-        return result
-
-    def expand(self, value: Any, path: str) -> Any:
-        if isinstance(value, list):
-            return [self.expand(v, path) for v in value]
-        if not isinstance(value, str):
-            return value
-
-        def sub(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if name not in self.env:
-                self.err(path, f"environment variable {name} is not set")
-                return ""
-            if _SECRET_VAR.search(name):
-                self.secrets += secret_parts(self.env[name])
-            return self.env[name]
-
-        return _ENV_RE.sub(sub, value)
-
-
-def secret_parts(value: str, *, url: bool = False) -> list[str]:
-    """What to mask of a secret value: the value, and of a URL its path and its query."""
-    out = [value]
-    if url:
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            return out
-        out += [p for p in (parts.path, parts.query) if len(p.strip("/")) >= 4]
-    return out
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):  # a name too long, say
-        return False
-
-
-def _printable(text: str) -> str:
-    """``text`` with control characters shown as escapes (a key name may hold them)."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
-
-
-def _short_number(value: float) -> str:
-    return f"{value:.6g}"
-
-
-def _check_text(key: Key, value: Any) -> None:
-    """Refuse control characters and overlong strings (in lists too)."""
-    texts = value if isinstance(value, list) else [value]
-    pattern = _CONTROL_MULTILINE if key.multiline else _CONTROL
-    for text in texts:
-        if not isinstance(text, str):
-            continue
-        if len(text) > MAX_STRING:
-            raise ValueError(f"too long ({len(text)} characters, at most {MAX_STRING})")
-        found = pattern.search(text)
-        if found:
-            char = f"U+{ord(found.group()):04X}"
-            raise ValueError(f"contains a control character ({char}): not allowed here")
-
-
-def _typename(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "true/false"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _as_str(key: Key, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected a non-empty string, got {_typename(value)}")
-    return value
-
-
-def _as_int(key: Key, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected a whole number, got {_typename(value)}")
-    return value
-
-
-def _as_number(key: Key, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number of seconds, got {_typename(value)}")
-    if isinstance(value, int) and abs(value) > 10**15:
-        raise ValueError(f"must be at most {key.maximum or 10**15:g}")
-    if not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {value}")
-    return float(value)
-
-
-def _as_bool(key: Key, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {_typename(value)}")
-    return value
-
-
-def _as_choice(key: Key, value: Any) -> str:
-    if not isinstance(value, str) or value not in key.choices:
-        shown = f", got {value!r}" if isinstance(value, str) and len(value) <= 40 else ""
-        raise ValueError(f"expected one of {', '.join(key.choices)}{shown}")
-    return value
-
-
-def _as_path(key: Key, value: Any) -> Path:
-    return Path(_as_str(key, value)).expanduser()
-
-
-def _as_url(key: Key, value: Any) -> str:
-    """An http(s) URL with a host and a valid port; the value is never echoed (a secret)."""
-    text = _as_str(key, value)
-    if re.search(r"\s", text):
-        raise ValueError("expected an http:// or https:// URL, got one with a space in it")
-    try:
-        parts = urlsplit(text)
-        port = parts.port  # raises ValueError for 99999 or abc
-    except ValueError:
-        raise ValueError(
-            "expected an http:// or https:// URL with a valid port (1-65535)"
-        ) from None
-    if parts.scheme not in ("http", "https"):
-        raise ValueError("expected an http:// or https:// URL (another scheme or none)")
-    if not parts.hostname:
-        raise ValueError("expected an http:// or https:// URL with a host")
-    if port == 0:
-        raise ValueError("expected an http:// or https:// URL with a valid port (1-65535)")
-    return text
-
-
-def _as_chat(key: Key, value: Any) -> int | str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"-?\d+|@\w{4,}", value.strip()):
-        text = value.strip()
-        return int(text) if text.lstrip("-").isdigit() else text
-    raise ValueError("expected a numeric chat id or @channelname")
-
-
-def _as_command(key: Key, value: Any) -> Command:
-    if isinstance(value, str):
-        try:
-            argv = shlex.split(value)
-        except ValueError as exc:
-            raise ValueError(f"cannot split command: {exc}") from None
-    elif isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
-        argv = [str(v) for v in value]
-    else:
-        raise ValueError(
-            f"expected a command string or a list of arguments, got {_typename(value)}"
+MESSAGES = Section(
+    {
+        kind: Key(
+            "str",
+            f"notice: {what}",
+            text,
+            multiline=True,
+            example=SAME if kind == "took_over" else ...,
+            commented=kind != "took_over",
         )
-    if not argv or not argv[0]:
-        raise ValueError("command is empty")
-    return tuple(argv)
+        for kind, (text, what) in NOTICES.items()
+    },
+    note="Optional: override any notice text. Fields: {primary} {standby} {reason} {time}"
+    " {detail}\n(plain fields only: no format spec such as {time:>20}; at most 4096"
+    " characters).",
+    optional=True,
+)
 
+MONITORING_NOTE = """\
+Optional: who watches the watchdog. GET after every check that ran, URL + "/fail" after
+one that failed (the healthchecks.io convention; Uptime Kuma push monitors work too).
+Uncomment and put your own check's URL."""
 
-def _as_strlist(key: Key, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError(f"expected a list of names, got {_typename(value)}")
-    return tuple(value)
+DATABASE = Section(
+    {
+        "primary_dsn": Key(
+            "str",
+            "libpq conninfo or URL of the primary's memu",
+            required=True,
+            example="host=192.168.0.199 port=5432 dbname=memu user=memu password=${MEMU_PASSWORD}",
+            note="Passwords via ${VAR} or ~/.pgpass, never in this file.\n"
+            "The primary's user needs REPLICATION (a new logical slot is created at give-back)\n"
+            "and write access to the tables. Through an SSH tunnel instead of the LAN:\n"
+            "  ssh -fNL 15432:127.0.0.1:5432 marek@192.168.0.199   then host=127.0.0.1"
+            " port=15432",
+        ),
+        "standby_dsn": Key(
+            "str",
+            "libpq conninfo or URL of the standby's memu",
+            required=True,
+            example="host=127.0.0.1 port=5433 dbname=memu user=postgres",
+            note="The standby's user must own the subscription (a superuser on PostgreSQL 15).",
+        ),
+        "subscription": Key("str", "the subscription on the standby", "memu_sub"),
+        "tables": Key(
+            "strlist",
+            "tables to sync (default: every table the subscription's publications carry)",
+            [],
+        ),
+        "connect_timeout": Key(
+            "number", "seconds to connect to either database", 10, minimum=1, maximum=600
+        ),
+        "quarantine_days": Key(
+            "number",
+            "days the rows sync-back replaced or deleted are kept",
+            30,
+            minimum=1,
+            maximum=3650,
+        ),
+        "quarantine_max_mb": Key(
+            "number",
+            "MB the quarantine folder stays under (oldest batches go first)",
+            1024,
+            minimum=1,
+            maximum=1048576,
+        ),
+    },
+    note="Optional: sync-back of the memory database (memu). Without it rows are not synced\n"
+    "back (notices and `ocf status` say so). At takeover the standby's subscription is\n"
+    "disabled; at give-back the standby's rows are merged into the primary in one\n"
+    "transaction, the standby is made equal to the primary, and its subscription is\n"
+    'pointed at a fresh slot past the merge (see README "Sync-back").',
+    optional=True,
+)
 
-
-CHECKS: dict[str, Callable[[Key, Any], Any]] = {
-    "strlist": _as_strlist,
-    "str": _as_str,
-    "int": _as_int,
-    "number": _as_number,
-    "bool": _as_bool,
-    "choice": _as_choice,
-    "path": _as_path,
-    "url": _as_url,
-    "chat": _as_chat,
-    "command": _as_command,
+SCHEMA: Schema = {
+    "primary": PRIMARY,
+    "standby": STANDBY,
+    "check": CHECK,
+    "telegram": TELEGRAM,
+    "messages": MESSAGES,
+    "state_dir": Key(
+        "path", "folder of state.json, events.jsonl, ocf.log, gateway.log", DEFAULT_STATE_DIR
+    ),
+    "metrics": Section(
+        {
+            "textfile": Key(
+                "path",
+                "Prometheus textfile written after each check (node_exporter)",
+                example="/var/lib/prometheus/node-exporter/ocf.prom",
+            ),
+        },
+        note="Optional: Prometheus metrics, written atomically after each check in"
+        ' node_exporter\'s\ntextfile collector format (see README "Monitoring"). Uncomment to'
+        " use; the folder\nmust exist and be writable (`ocf doctor` checks it).",
+        optional=True,
+        commented=True,
+    ),
+    "monitoring": Section(
+        {
+            "ping_url": Key(
+                "url",
+                "dead-man's-switch URL pinged after each check",
+                secret=True,
+                example="https://hc-ping.com/your-check-uuid",
+            ),
+            "ping_timeout": Key(
+                "number",
+                "seconds for the ping; a failed ping never fails the check",
+                5,
+                minimum=0.1,
+                maximum=600,
+            ),
+        },
+        note=MONITORING_NOTE,
+        optional=True,
+        commented=True,
+    ),
+    "database": DATABASE,
+    "files": ListOf(
+        {
+            "path": Key("path", "file or folder on the standby", required=True),
+            "remote_path": Key("str", "the same on the primary", required=True),
+        },
+        "workspace files synced back standby -> primary",
+        note="Optional: workspace files copied standby -> primary at give-back (rsync over SSH,\n"
+        "same key and known_hosts as the probe; rsync needed on both hosts). A file changed\n"
+        "on both sides is never overwritten: the standby's copy lands beside the primary's\n"
+        "as NAME.standby-<UTC time>.",
+        example=(
+            {
+                "path": "~/.openclaw/workspace/memory/",
+                "remote_path": "~/.openclaw/workspace/memory/",
+            },
+            {
+                "path": "~/.openclaw/workspace/MEMORY.md",
+                "remote_path": "~/.openclaw/workspace/MEMORY.md",
+            },
+        ),
+    ),
 }
 
 
-def iter_keys(schema: Schema, prefix: str = "") -> list[tuple[str, Key]]:
-    """Every leaf key of the schema as (dotted path, Key): for docs and tests."""
-    out: list[tuple[str, Key]] = []
-    for name, sub in schema.items():
-        path = f"{prefix}.{name}" if prefix else name
-        if isinstance(sub, ListOf):
-            out += iter_keys(sub.item, path)
-        elif isinstance(sub, dict):
-            out += iter_keys(sub, path)
+def key(path: str) -> Key:
+    """The key at a dotted path (``check.retries``; ``files.path`` for a list's items)."""
+    node: Key | ListOf | Section = Section(SCHEMA)
+    for part in path.split("."):
+        if isinstance(node, Section):
+            node = node.keys[part]
+        elif isinstance(node, ListOf):
+            node = node.item[part]
         else:
-            out.append((path, sub))
-    return out
+            raise KeyError(path)
+    if not isinstance(node, Key):
+        raise KeyError(f"{path} is a section, not a key")
+    return node
+
+
+def default(path: str) -> Any:
+    """The default of the key at ``path``, as the loader builds it (``10`` -> ``10.0`` for a
+    number, a command split into a tuple, a path expanded): the dataclasses' defaults."""
+    return check_default(key(path))

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from openclaw_failover.config import schema
+from openclaw_failover.config.envfile import read_env_file as read_env_file  # (re-exported)
 from openclaw_failover.ops.init_ssh import DEFAULT_PORT, GATEWAY_UNIT, InitError
 
 TOKEN_VAR = "OCF_TELEGRAM_TOKEN"
@@ -35,11 +37,11 @@ HEADER = """\
 class Answers:
     host: str
     user: str
-    port: int = 22
-    key_file: str = "~/.ssh/id_ed25519"
-    known_hosts: str = "~/.ssh/known_hosts"
-    primary_name: str = "primary"
-    standby_name: str = "standby"
+    port: int = schema.key("primary.ssh.port").default
+    key_file: str = schema.key("primary.ssh.key_file").default
+    known_hosts: str = schema.key("primary.ssh.known_hosts").default
+    primary_name: str = schema.key("primary.name").default
+    standby_name: str = schema.key("standby.name").default
     primary_health_url: str = f"http://127.0.0.1:{DEFAULT_PORT}/"
     primary_stop: str | None = None
     primary_start: str | None = None
@@ -205,19 +207,6 @@ def env_values(a: Answers) -> dict[str, str]:
         values[TOKEN_VAR] = a.telegram_token
     if a.db_password is not None and "database" in build_config(a):
         values[DB_PASSWORD_VAR] = a.db_password
-    return values
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=value lines (as ``set -a; . FILE`` would read simple ones); {} when absent."""
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, sep, value = line.strip().partition("=")
-        if sep and key and not key.startswith("#"):
-            words = shlex.split(value) if value else [""]
-            values[key.removeprefix("export ").strip()] = words[0] if words else ""
     return values
 
 

@@ -122,7 +122,7 @@ def check_config_owner(config: Path, user: str | None) -> None:
         try:
             st = os.stat(path)
         except OSError:
-            continue  # a missing config is reported by resolve_target
+            continue  # a missing config is reported by install.load
         if st.st_uid != 0 and user is not None and st.st_uid != _uid_of(user):
             raise InstallError(f"{path} is owned by uid {st.st_uid}, not root or {user}", 2)
         if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
