@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import click
 
@@ -65,15 +67,30 @@ def history_cmd(c: Context, since: str, as_json: bool) -> None:
 @click.argument("kind", type=click.Choice(["cron", "systemd"]))
 @click.option("--dry-run", "-n", is_flag=True, help="Print the files and commands; write nothing.")
 @click.option("--watch", is_flag=True, help="systemd: a service running `ocf watch` instead.")
+@click.option(
+    "--set-interval",
+    is_flag=True,
+    help="systemd: set check.interval to 30 (the timer's period) in the config, no question.",
+)
 @pass_ctx
-def install_cmd(c: Context, kind: str, dry_run: bool, watch: bool) -> None:
+def install_cmd(c: Context, kind: str, dry_run: bool, watch: bool, set_interval: bool) -> None:
     """Schedule `ocf check` (cron.d / crontab, or a systemd user timer) with this user's paths."""
     from openclaw_failover.install import install
+    from openclaw_failover.install_interval import offer
 
+    if set_interval and (kind != "systemd" or watch):
+        raise click.UsageError("--set-interval is for the timer: `ocf install systemd`")
     c.config(own_state_dir=False)  # a broken config is refused before anything is scheduled
     path = find_config(c.config_path, c.environment.env)
     env = c.environment.env
-    code = install(kind, config_path=path, dry_run=dry_run, env=env, say=click.echo, watch=watch)
+    code = 0
+    if kind == "systemd" and not watch and os.geteuid() != 0:  # as root install refuses
+        tty = sys.stdin.isatty() and sys.stdout.isatty()
+        ask = (lambda q: click.confirm(q, default=True)) if tty else None
+        code = offer(path, env, set_interval=set_interval, ask=ask, dry_run=dry_run, say=click.echo)
+    code = code or install(
+        kind, config_path=path, dry_run=dry_run, env=env, say=click.echo, watch=watch
+    )
     if code:
         raise Failed(f"install {kind} failed", ExitStatus(code))
 
