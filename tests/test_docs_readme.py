@@ -73,8 +73,8 @@ def world() -> Iterator[Any]:
     for tool in ("ssh-keygen", "ssh-keyscan", "rsync"):
         if not shutil.which(tool):
             pytest.skip(f"{tool} not installed (apt-get install openssh-client rsync)")
-    probe = subprocess.run(["/usr/bin/python3", "-c", "import ensurepip, venv"], check=False)
-    if probe.returncode != 0:
+    venv = ["/usr/bin/python3", "-c", "import ensurepip, venv"]  # the new user's python3
+    if not os.path.exists(venv[0]) or subprocess.run(venv, check=False).returncode != 0:
         pytest.skip("python3 -m venv does not work (apt-get install python3-venv)")
     from openclaw_failover.sandbox.core import Sandbox
 
