@@ -102,7 +102,10 @@ def test_set_interval_with_dry_run_writes_nothing(tmp_path: Path) -> None:
     lines: list[str] = []
     code = offer(path, ENV, set_interval=True, ask=None, dry_run=True, say=lines.append)
     assert code == 0 and path.read_text() == before
-    assert lines == [f"dry run: would set check.interval: 30, check.deadline: 20 in {path}"]
+    assert lines == [
+        f"dry run: would set check.interval: 30, check.deadline: 20 in {path}"
+        " (what follows reads the file as it is)"
+    ]
 
 
 def test_a_layout_it_cannot_edit_safely_is_left_unchanged_with_one_line(tmp_path: Path) -> None:
@@ -147,3 +150,52 @@ def _install_dry_run(path: Path, home: Path) -> str:
     code = install.install("systemd", config_path=path, say=lines.append, **kw)
     assert code == 0, lines
     return "\n".join(lines)
+
+
+def _on_a_terminal(path: Path, answer: str) -> tuple[int, str]:
+    """`ocf --config PATH install systemd -n` with a pty as its terminal, ``answer`` typed."""
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "os.geteuid = lambda: 1000  # a user's timer: the offer is skipped as root\n"
+        "from openclaw_failover.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = [sys.executable, "-c", code, "--config", str(path), "install", "systemd", "-n"]
+    primary, secondary = pty.openpty()
+    env = {**os.environ, **ENV, "HOME": str(path.parent)}
+    proc = subprocess.Popen(argv, stdin=secondary, stdout=secondary, stderr=secondary, env=env)
+    os.close(secondary)
+    out, sent = b"", False
+    while True:
+        ready, _, _ = select.select([primary], [], [], 30)
+        assert ready, f"no output within 30 s: {out!r}"
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+        if not sent and b"[Y/n]" in out:
+            os.write(primary, answer.encode() + b"\n")
+            sent = True
+    os.close(primary)
+    return proc.wait(timeout=30), out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_cli_asks_on_a_terminal(tmp_path: Path, answer: str) -> None:
+    path = _config(tmp_path)
+    before = path.read_text()
+    code, out = _on_a_terminal(path, answer)
+    assert code == 0, out
+    assert f"set check.interval: 30, check.deadline: 20 in {path} (every 30 s)? [Y/n]" in out
+    would_set = f"dry run: would set check.interval: 30, check.deadline: 20 in {path}"
+    assert (would_set in out) == (answer == "y"), out
+    assert "OnUnitActiveSec=120s" in out and "--set-interval` does both" in out  # as it is
+    assert path.read_text() == before  # a dry run (-n) writes nothing either way

@@ -91,7 +91,7 @@ def _offer(
         if ask is None or not ask(question):
             return  # `ocf install` warns, naming --set-interval
     if dry_run:
-        say(f"dry run: would set {what} in {path}")
+        say(f"dry run: would set {what} in {path} (what follows reads the file as it is)")
         return
     new = rewrite(text, changes)
     _validate(text, new, changes, path, env)
