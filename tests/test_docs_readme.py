@@ -47,6 +47,7 @@ from tests.harness.readme_steps import FreshUser, blocks, substitute
 
 ROOT = Path(__file__).resolve().parent.parent
 MAC, MAC_USER = "192.168.0.199", "marek"
+USER_PYTHON = "/usr/bin/python3"  # the new user's `python3` (a login's PATH)
 SETUP = ("setup-keys", "setup-install", "setup-config", "setup-check", "setup-init")
 
 
@@ -73,7 +74,7 @@ def world() -> Iterator[Any]:
     for tool in ("ssh-keygen", "ssh-keyscan", "rsync"):
         if not shutil.which(tool):
             pytest.skip(f"{tool} not installed (apt-get install openssh-client rsync)")
-    venv = ["/usr/bin/python3", "-c", "import ensurepip, venv"]  # the new user's python3
+    venv = [USER_PYTHON, "-c", "import ensurepip, venv"]
     if not os.path.exists(venv[0]) or subprocess.run(venv, check=False).returncode != 0:
         pytest.skip("python3 -m venv does not work (apt-get install python3-venv)")
     from openclaw_failover.sandbox.core import Sandbox
@@ -88,21 +89,29 @@ def world() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def wheels() -> Iterator[Path]:
     """``DIR/dist``: the wheel built from this tree; ``DIR/wheelhouse``: it and its deps."""
-    if readme_steps.unavailable():
-        pytest.skip(readme_steps.unavailable() or "")
+    why = readme_steps.unavailable()
+    if why:
+        pytest.skip(why)
     top = Path(tempfile.mkdtemp(prefix="ocf-docs-"))
     top.chmod(0o755)  # the new user reads it
     try:
         py = sys.executable
-        build = [py, "-m", "build", "--wheel", "--outdir", str(top / "dist"), str(ROOT)]
-        subprocess.run(build, check=True, capture_output=True, timeout=300)
+        _run(py, "-m", "build", "--wheel", "--outdir", str(top / "dist"), str(ROOT))
         (wheel,) = (top / "dist").glob("openclaw_failover-*.whl")
-        house = [py, "-m", "pip", "wheel", "-q", "-w", str(top / "wheelhouse"), str(wheel)]
-        subprocess.run(house, check=True, capture_output=True, timeout=300)
-        subprocess.run(["chmod", "-R", "a+rX", str(top)], check=True)
+        # the dependencies as wheels for the new user's python3 (maybe not this one's)
+        version = _run(USER_PYTHON, "-c", "import sys; print('%d%d' % sys.version_info[:2])")
+        house = ["download", "-q", "--only-binary=:all:", "--python-version", version.strip()]
+        _run(py, "-m", "pip", *house, "-d", str(top / "wheelhouse"), str(wheel))
+        _run("chmod", "-R", "a+rX", str(top))
         yield top
     finally:
-        subprocess.run(["rm", "-rf", str(top)], check=False)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _run(*argv: str) -> str:
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"{shlex.join(argv)}: exit {r.returncode}\n{r.stdout}{r.stderr}"
+    return r.stdout
 
 
 @pytest.fixture
