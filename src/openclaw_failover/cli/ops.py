@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import click
 
@@ -66,21 +68,39 @@ def history_cmd(c: Context, since: str, as_json: bool) -> None:
 @click.argument("kind", type=click.Choice(["cron", "systemd"]))
 @click.option("--dry-run", "-n", is_flag=True, help="Print the files and commands; write nothing.")
 @click.option("--watch", is_flag=True, help="systemd: a service running `ocf watch` instead.")
+@click.option(
+    "--set-interval",
+    is_flag=True,
+    help="systemd: set check.interval to 30 (the timer's period) in the config, no question.",
+)
 @pass_ctx
-def install_cmd(c: Context, kind: str, dry_run: bool, watch: bool) -> None:
+def install_cmd(c: Context, kind: str, dry_run: bool, watch: bool, set_interval: bool) -> None:
     """Schedule `ocf check` (cron.d / crontab, or a systemd user timer) with this user's paths."""
+    from openclaw_failover.config.envfile import read_env_file
     from openclaw_failover.ops import install
+    from openclaw_failover.ops.install_interval import offer
     from openclaw_failover.ops.installguard import InstallError
 
+    if set_interval and (kind != "systemd" or watch):
+        raise click.UsageError("--set-interval is for the timer: `ocf install systemd`")
     env = c.environment.env
     path = find_config(c.config_path, env)
-    try:  # as the check will see it; a broken config is refused before anything is scheduled
-        cfg = install.load(kind, path, env, watch=watch)
-    except InstallError as exc:
-        click.echo(f"ocf install {kind}: {exc}")
-        raise Failed(f"install {kind} failed", ExitStatus(exc.status)) from None
-    c.environment.mask = cfg.masker
-    code = install.install(kind, cfg, dry_run=dry_run, env=env, say=click.echo, watch=watch)
+    code = 0
+    if kind == "systemd" and not watch and os.geteuid() != 0:  # as root install refuses
+        tty = sys.stdin.isatty() and sys.stdout.isatty()
+        ask = (lambda q: click.confirm(q, default=True)) if tty else None
+        values = {**env, **read_env_file(path.parent / "env")}  # as the check sees them
+        code = offer(
+            path, values, set_interval=set_interval, ask=ask, dry_run=dry_run, say=click.echo
+        )
+    if not code:
+        try:  # as the check will see it; a broken config is refused before anything is scheduled
+            cfg = install.load(kind, path, env, watch=watch)
+        except InstallError as exc:
+            click.echo(f"ocf install {kind}: {exc}")
+            raise Failed(f"install {kind} failed", ExitStatus(exc.status)) from None
+        c.environment.mask = cfg.masker
+        code = install.install(kind, cfg, dry_run=dry_run, env=env, say=click.echo, watch=watch)
     if code:
         raise Failed(f"install {kind} failed", ExitStatus(code))
 

@@ -254,7 +254,7 @@ def check_schedule(kind: str, t: Target) -> None:
             f"check.interval is {t.interval:g} s, so the timer runs every {t.interval:g} s, "
             f"not every {TIMER_INTERVAL:g} s; for a {TIMER_INTERVAL:g} s timer set "
             f"`check: {{interval: {TIMER_INTERVAL:g}, deadline: 20}}` in {t.config} "
-            "and run this again"
+            "and run this again (`ocf install systemd --set-interval` does both)"
         )
     if kind == "systemd":
         limit = timeout_start(t.interval)
