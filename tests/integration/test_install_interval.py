@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from openclaw_failover.cli import Environment, main
+from openclaw_failover.cli.app import Environment, main
 from openclaw_failover.ops.install_interval import offer, proposal, rewrite
 from openclaw_failover.ops.installguard import InstallError
 from tests.harness.installing import run_install
