@@ -17,13 +17,13 @@ from openclaw_failover.config.secrets import Masker
 from openclaw_failover.core.decide import (
     GiveBack,
     Notify,
-    Outcome,
     TakeOver,
     decide,
-    settle,
     should_ask_witnesses,
 )
 from openclaw_failover.core.model import Observation, ProbeResult, ProbeStatus, WitnessReport
+from openclaw_failover.core.results import FenceResult
+from openclaw_failover.core.settle import settle
 from openclaw_failover.core.state import Role, State
 from openclaw_failover.primary.witness import ask_witness, check_witnesses
 from tests.unit.test_decide import NOW, failover, kinds, make_cfg
@@ -167,7 +167,7 @@ def test_two_serving_gateways_fence_the_primary_while_rise_counts() -> None:
     d = decide(failover(), obs1(S.HEALTHY, local_up=True), cfg, NOW)
     assert kinds(d.actions) == ["Notify:both_serving", "Fence"]
     assert d.state.role is Role.FAILOVER and "(1/2 checks)" in d.reason
-    s = settle(d.state, d.actions[1], Outcome(ok=True, fenced=True), cfg, NOW)[0]
+    s = settle(d.state, d.actions[1], FenceResult(True), cfg, NOW)[0]
     assert s.fenced
     d = decide(s, obs1(S.GATEWAY_DOWN, local_up=True), cfg, NOW + 1)
     assert d.actions == [GiveBack(unfence=True, why="primary reachable for 2 checks")]

@@ -14,6 +14,7 @@ from openclaw_failover.config.loader import Config, PrimaryGateway
 from openclaw_failover.config.secrets import Masker
 from openclaw_failover.core.decide import GiveBack, RestartLocal, TakeOver
 from openclaw_failover.core.model import CommandResult, ProbeResult, ProbeStatus
+from openclaw_failover.core.results import GiveBackEnd as End
 from openclaw_failover.core.state import Role, State
 from openclaw_failover.engine.actions import Actor
 from openclaw_failover.engine.store import StateStore
@@ -95,7 +96,7 @@ def with_primary_start(cfg: Config, start: bool) -> Config:
 
 def test_take_over_fences_then_starts() -> None:
     local, remote = FakeLocal(), FakeRemote()
-    out = actor(make_cfg(fence=True), local, remote, FakeProbe([S.GATEWAY_DOWN])).run(
+    out = actor(make_cfg(fence=True), local, remote, FakeProbe([S.GATEWAY_DOWN])).take_over(
         TakeOver(fence=True, why="x")
     )
     assert out.ok and out.fenced
@@ -105,7 +106,7 @@ def test_take_over_fences_then_starts() -> None:
 
 def test_take_over_goes_on_when_fencing_fails_but_says_so() -> None:
     local, remote = FakeLocal(), FakeRemote(ok=False)
-    out = actor(make_cfg(fence=True), local, remote, FakeProbe([S.GATEWAY_DOWN])).run(
+    out = actor(make_cfg(fence=True), local, remote, FakeProbe([S.GATEWAY_DOWN])).take_over(
         TakeOver(fence=True, why="x")
     )
     assert out.ok and not out.fenced and "exit 1: boom" in out.steps[0]
@@ -113,7 +114,7 @@ def test_take_over_goes_on_when_fencing_fails_but_says_so() -> None:
 
 def test_manual_take_over_aborts_when_fencing_fails() -> None:
     local, remote = FakeLocal(), FakeRemote(ok=False)
-    out = actor(make_cfg(fence=True), local, remote, FakeProbe([S.HEALTHY])).run(
+    out = actor(make_cfg(fence=True), local, remote, FakeProbe([S.HEALTHY])).take_over(
         TakeOver(fence=True, why="manual", strict=True)
     )
     assert out.aborted and not out.ok and local.calls == []
@@ -122,7 +123,7 @@ def test_manual_take_over_aborts_when_fencing_fails() -> None:
 
 def test_take_over_aborts_when_the_fenced_gateway_comes_back() -> None:
     local, remote = FakeLocal(), FakeRemote()
-    out = actor(make_cfg(fence=True), local, remote, FakeProbe([S.HEALTHY])).run(
+    out = actor(make_cfg(fence=True), local, remote, FakeProbe([S.HEALTHY])).take_over(
         TakeOver(fence=True, why="x")
     )
     assert out.aborted and local.calls == [] and "KeepAlive" in out.detail
@@ -130,7 +131,7 @@ def test_take_over_aborts_when_the_fenced_gateway_comes_back() -> None:
 
 def test_take_over_fails_when_nothing_answers() -> None:
     local = FakeLocal(start_ok=[False])
-    out = actor(make_cfg(), local, FakeRemote(), FakeProbe([S.UNREACHABLE])).run(
+    out = actor(make_cfg(), local, FakeRemote(), FakeProbe([S.UNREACHABLE])).take_over(
         TakeOver(fence=False, why="x")
     )
     assert not out.ok and out.detail == "gateway not answering"
@@ -138,10 +139,10 @@ def test_take_over_fails_when_nothing_answers() -> None:
 
 def test_give_back_stops_before_sync_and_skips_unconfigured_sync() -> None:
     local = FakeLocal(up=True)
-    out = actor(make_cfg(), local, FakeRemote(), FakeProbe([S.HEALTHY])).run(
+    out = actor(make_cfg(), local, FakeRemote(), FakeProbe([S.HEALTHY])).give_back(
         GiveBack(unfence=False, why="x")
     )
-    assert out.ok and out.local_stopped and out.sync_summary == SYNC_NOT_CONFIGURED
+    assert out.end is End.DONE and out.sync_summary == SYNC_NOT_CONFIGURED
     assert local.calls == ["stop"] and out.steps.index("stopped") < out.steps.index(
         SYNC_NOT_CONFIGURED
     )
@@ -149,13 +150,15 @@ def test_give_back_stops_before_sync_and_skips_unconfigured_sync() -> None:
 
 def test_give_back_fails_when_local_does_not_stop() -> None:
     local = FakeLocal(stop_ok=False, up=True)
-    out = actor(make_cfg(), local, FakeRemote(), FakeProbe([S.HEALTHY])).run(GiveBack(False, "x"))
-    assert not out.ok and not out.local_stopped and out.detail == "still answering"
+    out = actor(make_cfg(), local, FakeRemote(), FakeProbe([S.HEALTHY])).give_back(
+        GiveBack(False, "x")
+    )
+    assert out.end is End.STOP_FAILED and out.detail == "still answering"
 
 
 def test_give_back_restarts_fenced_primary_and_waits() -> None:
     remote, probe = FakeRemote(), FakeProbe([S.GATEWAY_DOWN, S.GATEWAY_DOWN, S.HEALTHY])
-    out = actor(with_primary_start(make_cfg(), True), FakeLocal(up=True), remote, probe).run(
+    out = actor(with_primary_start(make_cfg(), True), FakeLocal(up=True), remote, probe).give_back(
         GiveBack(unfence=True, why="x")
     )
     assert out.ok and out.unfenced and remote.calls == [("gw", "start")] and probe.calls == 3
@@ -165,7 +168,7 @@ def test_give_back_unfence_skipped_when_primary_already_answers() -> None:
     remote = FakeRemote()
     out = actor(
         with_primary_start(make_cfg(), True), FakeLocal(up=True), remote, FakeProbe([S.HEALTHY])
-    ).run(GiveBack(unfence=True, why="x"))
+    ).give_back(GiveBack(unfence=True, why="x"))
     assert out.unfenced and remote.calls == []
 
 
@@ -177,16 +180,16 @@ def test_give_back_undone_when_fenced_primary_cannot_restart(start: bool, remote
         local,
         FakeRemote(ok=remote_ok),
         FakeProbe([S.GATEWAY_DOWN]),
-    ).run(GiveBack(unfence=True, why="x"))
-    assert not out.ok and out.restored_local and local.calls == ["stop", "start"] and local.up
+    ).give_back(GiveBack(unfence=True, why="x"))
+    assert out.end is End.RESTORED and local.calls == ["stop", "start"] and local.up
 
 
 def test_give_back_nobody_serves_when_restore_fails_too() -> None:
     local = FakeLocal(up=True, start_ok=[False])
     out = actor(
         with_primary_start(make_cfg(), False), local, FakeRemote(), FakeProbe([S.GATEWAY_DOWN])
-    ).run(GiveBack(unfence=True, why="x"))
-    assert not out.ok and not out.restored_local and out.local_stopped
+    ).give_back(GiveBack(unfence=True, why="x"))
+    assert out.end is End.NOBODY_SERVES
 
 
 def test_wait_for_primary_gives_up_after_start_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,9 +197,11 @@ def test_wait_for_primary_gives_up_after_start_timeout(monkeypatch: pytest.Monke
     clock = iter(range(0, 1000, 10))
     monkeypatch.setattr(time, "monotonic", lambda: float(next(clock)))
     local = FakeLocal(up=True)
-    out = actor(cfg, local, FakeRemote(), FakeProbe([S.GATEWAY_DOWN])).run(GiveBack(True, "x"))
+    out = actor(cfg, local, FakeRemote(), FakeProbe([S.GATEWAY_DOWN])).give_back(
+        GiveBack(True, "x")
+    )
     waited = f"not answering after {cfg.standby.gateway.start_timeout:g}s"
-    assert not out.ok and waited in out.detail and out.restored_local
+    assert out.end is End.RESTORED and waited in out.detail
 
 
 def test_restart_local() -> None:

@@ -20,17 +20,26 @@ from openclaw_failover.config.loader import (
 )
 from openclaw_failover.core.decide import (
     TRANSITIONS,
+    Fence,
     GiveBack,
     Notify,
-    Outcome,
     RestartLocal,
     TakeOver,
     decide,
     reconcile,
-    settle,
     should_retry,
 )
+from openclaw_failover.core.events import SyncCounts
 from openclaw_failover.core.model import Observation, ProbeResult, ProbeStatus
+from openclaw_failover.core.results import (
+    FenceResult,
+    GiveBackResult,
+    RestartResult,
+    Result,
+    TakeoverResult,
+)
+from openclaw_failover.core.results import GiveBackEnd as End
+from openclaw_failover.core.settle import settle
 from openclaw_failover.core.state import Role, State
 
 S = ProbeStatus
@@ -295,7 +304,7 @@ def test_takeover_success_records_failover_and_notifies() -> None:
     cfg = make_cfg()
     a = TakeOver(fence=True, why="primary gateway_down for 1 check")
     s, notes, reason = settle(
-        State(role=Role.TAKING_OVER), a, Outcome(ok=True, fenced=True), cfg, NOW
+        State(role=Role.TAKING_OVER), a, TakeoverResult(True, fenced=True), cfg, NOW
     )
     assert s.role is Role.FAILOVER and s.fenced and s.takeovers == 1
     assert [n.kind for n in notes] == ["took_over"]
@@ -306,7 +315,7 @@ def test_aborted_takeover_returns_to_primary_silently() -> None:
     a = TakeOver(fence=True, why="manual takeover (primary healthy)", strict=True)
     s0 = State(role=Role.TAKING_OVER, manual_hold=True)
     s, notes, reason = settle(
-        s0, a, Outcome(ok=False, aborted=True, detail="fence failed"), make_cfg(), NOW
+        s0, a, TakeoverResult(False, aborted=True, detail="fence failed"), make_cfg(), NOW
     )
     assert s.role is Role.PRIMARY and not s.manual_hold and notes == []
     assert reason == "takeover aborted, nothing started: fence failed"
@@ -315,7 +324,7 @@ def test_aborted_takeover_returns_to_primary_silently() -> None:
 def test_settle_does_not_change_its_input() -> None:
     s0 = State(role=Role.TAKING_OVER)
     before = replace(s0)
-    settle(s0, TakeOver(False, "x"), Outcome(ok=False, detail="boom"), make_cfg(), NOW)
+    settle(s0, TakeOver(False, "x"), TakeoverResult(False, detail="boom"), make_cfg(), NOW)
     assert s0 == before and s0.last_alert_at == {}
 
 
@@ -323,17 +332,17 @@ def test_takeover_failure_notifies_once_per_interval() -> None:
     cfg = make_cfg()
     a = TakeOver(fence=False, why="x")
     s, notes, reason = settle(
-        State(role=Role.TAKING_OVER), a, Outcome(ok=False, detail="boom"), cfg, NOW
+        State(role=Role.TAKING_OVER), a, TakeoverResult(False, detail="boom"), cfg, NOW
     )
     assert s.role is Role.TAKING_OVER and [n.kind for n in notes] == ["failover_failed"]
     assert "takeover failed: boom" in reason
-    s, notes, _ = settle(s, a, Outcome(ok=False, detail="boom"), cfg, NOW + 60)
+    s, notes, _ = settle(s, a, TakeoverResult(False, detail="boom"), cfg, NOW + 60)
     assert notes == []
 
 
 def test_giveback_success_records_primary() -> None:
     a = GiveBack(unfence=True, why="primary reachable for 1 check")
-    o = Outcome(ok=True, local_stopped=True, unfenced=True, sync_summary="skipped")
+    o = GiveBackResult(End.DONE, unfenced=True, sync=SyncCounts(summary="skipped"))
     s, notes, reason = settle(State(role=Role.GIVING_BACK, fenced=True), a, o, make_cfg(), NOW)
     assert s.role is Role.PRIMARY and not s.fenced and s.givebacks == 1
     assert [(n.kind, n.detail) for n in notes] == [("gave_back", "skipped")]
@@ -342,19 +351,19 @@ def test_giveback_success_records_primary() -> None:
 
 def test_giveback_sync_failure_stays_giving_back() -> None:
     a = GiveBack(unfence=False, why="x")
-    o = Outcome(ok=False, local_stopped=True, sync_ok=False, sync_summary="db down")
+    o = GiveBackResult(End.SYNC_FAILED, sync=SyncCounts(ok=False, summary="db down"))
     s, notes, _reason = settle(State(role=Role.GIVING_BACK), a, o, make_cfg(), NOW)
     assert s.role is Role.GIVING_BACK and [n.kind for n in notes] == ["syncback_failed"]
 
 
 def test_giveback_local_not_stopped_stays_giving_back() -> None:
-    o = Outcome(ok=False, local_stopped=False, detail="still answering")
+    o = GiveBackResult(End.STOP_FAILED, detail="still answering")
     s, notes, _ = settle(State(role=Role.GIVING_BACK), GiveBack(False, "x"), o, make_cfg(), NOW)
     assert s.role is Role.GIVING_BACK and [n.kind for n in notes] == ["giveback_failed"]
 
 
 def test_giveback_undone_when_primary_cannot_restart() -> None:
-    o = Outcome(ok=False, local_stopped=False, restored_local=True, detail="no start")
+    o = GiveBackResult(End.RESTORED, detail="no start")
     s, _notes, _ = settle(
         State(role=Role.GIVING_BACK, fenced=True), GiveBack(True, "x"), o, make_cfg(), NOW
     )
@@ -362,7 +371,7 @@ def test_giveback_undone_when_primary_cannot_restart() -> None:
 
 
 def test_giveback_leaving_nobody_serving_takes_over_again() -> None:
-    o = Outcome(ok=False, local_stopped=True, restored_local=False, detail="both failed")
+    o = GiveBackResult(End.NOBODY_SERVES, detail="both failed")
     s, _, reason = settle(
         State(role=Role.GIVING_BACK, fenced=True), GiveBack(True, "x"), o, make_cfg(), NOW
     )
@@ -417,12 +426,16 @@ configs = st.builds(
 )
 
 
-def _outcome(action: object, ok: bool, flag: bool) -> Outcome:
+def _outcome(action: object, ok: bool, flag: bool) -> Result:
     if isinstance(action, GiveBack):
-        return Outcome(
-            ok=ok, local_stopped=ok or flag, sync_ok=ok, unfenced=ok, restored_local=not ok and flag
-        )
-    return Outcome(ok=ok, fenced=ok and flag)
+        if ok:
+            return GiveBackResult(End.DONE, unfenced=True)
+        return GiveBackResult(End.RESTORED if flag else End.STOP_FAILED)
+    if isinstance(action, Fence):
+        return FenceResult(ok)
+    if isinstance(action, RestartLocal):
+        return RestartResult(ok)
+    return TakeoverResult(ok, fenced=ok and flag)
 
 
 @settings(max_examples=500, deadline=None)

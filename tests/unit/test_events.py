@@ -13,9 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openclaw_failover.core import events as ev
-from openclaw_failover.core.decide import Fence, GiveBack, Outcome, RestartLocal, TakeOver
 from openclaw_failover.core.events import EVENT_SCHEMA, Event, EventKind, SyncCounts, parse_event
 from openclaw_failover.core.model import ProbeStatus
+from openclaw_failover.core.results import (
+    FenceResult,
+    GiveBackEnd,
+    GiveBackResult,
+    RestartResult,
+    Result,
+    TakeoverResult,
+)
 from openclaw_failover.core.state import Role, State
 from openclaw_failover.engine.actions import Actor
 from openclaw_failover.engine.store import StateStore
@@ -83,8 +90,8 @@ def test_a_give_back_carries_its_sync_report_as_data() -> None:
         quarantined=1,
         quarantine="1 rows kept in quarantine (/q)",
     ).absorb(pre)
-    outcome = Outcome(ok=True, local_stopped=True, sync=final.counts(), steps=["stopped"])
-    payload = action_event(GiveBack(unfence=False, why="primary back"), outcome, 2.5)
+    result = GiveBackResult(GiveBackEnd.DONE, sync=final.counts(), steps=["stopped"])
+    payload = action_event(result, 2.5)
     data = json.loads(json.dumps(Event(TS, payload).to_json()))
     assert data["sync"] == {
         "ok": True,
@@ -103,11 +110,13 @@ def test_a_give_back_carries_its_sync_report_as_data() -> None:
 
 
 def test_each_action_has_its_own_kind() -> None:
-    out = Outcome(ok=True, detail="d", steps=["s"])
-    kinds = [
-        action_event(a, out, 1.0).KIND
-        for a in (TakeOver(fence=True, why="w"), GiveBack(False, "w"), Fence("w"), RestartLocal())
+    results: list[Result] = [
+        TakeoverResult(True, detail="d", steps=["s"]),
+        GiveBackResult(GiveBackEnd.DONE, detail="d", steps=["s"]),
+        FenceResult(True, detail="d", steps=["s"]),
+        RestartResult(True, detail="d", steps=["s"]),
     ]
+    kinds = [action_event(r, 1.0).KIND for r in results]
     assert kinds == [
         EventKind.TAKEOVER,
         EventKind.GIVEBACK,

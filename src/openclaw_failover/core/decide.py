@@ -1,8 +1,8 @@
 """The state machine, as pure functions (no I/O, no clock, no randomness).
 
 ``decide(state, observation, config, now)`` returns the new state, the actions
-to run and one readable sentence.  After the actions ran, ``settle`` folds
-their outcomes into the state the same way.  Every rule is unit- and
+to run and one readable sentence.  After the actions ran, ``core.settle`` folds
+their results into the state the same way.  Every rule is unit- and
 property-tested without I/O.
 
 Roles and the only transitions between them::
@@ -19,10 +19,9 @@ Roles and the only transitions between them::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from openclaw_failover.config.loader import Config
-from openclaw_failover.core.events import SyncCounts
 from openclaw_failover.core.model import Observation, ProbeResult, ProbeStatus, WitnessReport
 from openclaw_failover.core.state import Role, State
 
@@ -92,24 +91,6 @@ class Decision:
     refused: bool = False  # a manual request that was refused (exit 1)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What running a TakeOver / GiveBack / RestartLocal did."""
-
-    ok: bool
-    detail: str = ""
-    fenced: bool = False  # TakeOver: the primary's gateway was stopped
-    local_stopped: bool = False  # GiveBack: the local gateway no longer answers
-    sync_ok: bool = True  # GiveBack: sync-back succeeded or was skipped
-    sync_summary: str = ""
-    unfenced: bool = False  # GiveBack: the primary's gateway was restarted
-    restored_local: bool = False  # GiveBack undone: local gateway serving again
-    sync: SyncCounts | None = None  # GiveBack: what the sync-back did (for the event), as data
-    aborted: bool = False  # TakeOver: stopped before starting anything (fencing did not hold)
-    channels: str = ""  # TakeOver: "up, but channel X failing: ..." (masked, shortened)
-    steps: list[str] = field(default_factory=list)
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -168,7 +149,7 @@ def syncback_mode(role: Role, local_up: bool, split_recorded: bool) -> tuple[boo
     return serving, serving or role is Role.GIVING_BACK or split_recorded
 
 
-def _alert(
+def alert(
     state: State, kind: str, cfg: Config, now: float, **kw: str
 ) -> tuple[State, list[Action]]:
     """A rate-limited notice: at most one per ``check.alert_interval`` per kind."""
@@ -178,7 +159,7 @@ def _alert(
     return replace(state, last_alert_at={**state.last_alert_at, kind: now}), [Notify(kind, **kw)]
 
 
-def _forget_alerts(state: State, *kinds: str) -> State:
+def forget_alerts(state: State, *kinds: str) -> State:
     return replace(
         state, last_alert_at={k: v for k, v in state.last_alert_at.items() if k not in kinds}
     )
@@ -198,7 +179,7 @@ def _probe_record(result: ProbeResult, now: float) -> dict[str, object]:
     }
 
 
-def _enter(state: State, role: Role, now: float) -> State:
+def enter_role(state: State, role: Role, now: float) -> State:
     channels = state.local_channels if role is Role.FAILOVER else ""
     return replace(state, role=role, since=now, local_channels=channels)
 
@@ -272,7 +253,7 @@ def decide(
 def _cannot_check(s: State, obs: Observation, cfg: Config, now: float) -> Decision:
     """The primary cannot be judged: never fail over, alert; but keep our own side right."""
     r = obs.final
-    s, actions = _alert(s, "auth_failure", cfg, now, detail=f"{r.status}: {r.detail}")
+    s, actions = alert(s, "auth_failure", cfg, now, detail=f"{r.status}: {r.detail}")
     sent = "alert sent" if actions else "alert already sent"
     why = f"cannot check {cfg.primary.name} ({r.detail}); {sent}"
     if s.role is Role.TAKING_OVER:  # decided on real evidence before: finish it
@@ -293,7 +274,7 @@ def _in_primary(s: State, obs: Observation, cfg: Config, now: float) -> Decision
         return _count_failure(s, obs, cfg, now, waiting="primary")
     s = replace(s, failed_ticks=0, slow_ticks=0, isolated_since=None)
     if obs.local_up:
-        s, actions = _alert(s, "two_gateways", cfg, now)
+        s, actions = alert(s, "two_gateways", cfg, now)
         return Decision(
             s,
             actions,
@@ -325,7 +306,7 @@ def _count_failure(s: State, obs: Observation, cfg: Config, now: float, waiting:
         why = f"primary slow: no healthy answer for {_checks(slow)} (last {r.status}: {r.detail})"
     if _isolated(obs.witnesses, cfg):
         return _stay_isolated(s, obs, cfg, now, why)
-    s = replace(_enter(s, Role.TAKING_OVER, now), isolated_since=None)
+    s = replace(enter_role(s, Role.TAKING_OVER, now), isolated_since=None)
     return Decision(s, [TakeOver(fence=_can_fence(cfg, r.status), why=why)], f"taking over: {why}")
 
 
@@ -344,7 +325,7 @@ def _stay_isolated(s: State, obs: Observation, cfg: Config, now: float, why: str
 def _in_taking_over(s: State, obs: Observation, cfg: Config, now: float) -> Decision:
     r = obs.final
     if r.status is ProbeStatus.HEALTHY:
-        s = _enter(s, Role.GIVING_BACK, now)
+        s = enter_role(s, Role.GIVING_BACK, now)
         why = "primary healthy again before the takeover completed"
         return Decision(s, [GiveBack(unfence=s.fenced, why=why)], f"abandoning takeover: {why}")
     fence = not s.fenced and _can_fence(cfg, r.status)
@@ -377,7 +358,7 @@ def _in_failover(s: State, obs: Observation, cfg: Config, now: float) -> Decisio
             actions.append(Notify("primary_back"))
         return Decision(s, actions, f"serving: primary {back}; failback is manual ('ocf release')")
     why = f"primary {back} for {_checks(n)}"
-    s = _enter(s, Role.GIVING_BACK, now)
+    s = enter_role(s, Role.GIVING_BACK, now)
     return Decision(s, [GiveBack(unfence=s.fenced, why=why)], f"giving back: {why}")
 
 
@@ -391,18 +372,18 @@ def _two_serving(s: State, cfg: Config, now: float, n: int) -> Decision:
     why = f"primary healthy for {_checks(n)} while this standby's gateway also answers"
     keep = s.manual_hold or cfg.check.failback == "manual" or n < cfg.check.rise
     if keep and _can_fence(cfg, ProbeStatus.HEALTHY):
-        s, notes = _alert(s, "both_serving", cfg, now, reason=why)
+        s, notes = alert(s, "both_serving", cfg, now, reason=why)
         until = "'ocf release'" if n >= cfg.check.rise else f"{n}/{cfg.check.rise} checks"
         return Decision(
             s, [*notes, Fence(why=why)], f"two gateways: stopping the primary's ({until}): {why}"
         )
     early: list[Action] = []
     if keep:  # giving back earlier than configured: say so
-        s, early = _alert(s, "both_serving", cfg, now, reason=why)
+        s, early = alert(s, "both_serving", cfg, now, reason=why)
         why = f"{why} (two bots)"
     else:  # the ordinary give-back: the primary's gateway is back by itself
         why = f"primary healthy for {_checks(n)}"
-    s = replace(_enter(s, Role.GIVING_BACK, now), manual_hold=False)
+    s = replace(enter_role(s, Role.GIVING_BACK, now), manual_hold=False)
     return Decision(s, [*early, GiveBack(unfence=False, why=why)], f"giving back: {why}")
 
 
@@ -435,7 +416,7 @@ def _manual_takeover(s: State, r: ProbeResult, cfg: Config, now: float) -> Decis
             "not set, so taking over would run two gateways",
             refused=True,
         )
-    s = replace(_enter(s, Role.TAKING_OVER, now), manual_hold=True, failed_ticks=0)
+    s = replace(enter_role(s, Role.TAKING_OVER, now), manual_hold=True, failed_ticks=0)
     why = f"manual takeover (primary {r.status})"
     return Decision(s, [TakeOver(fence=fence, why=why, strict=True)], f"taking over: {why}")
 
@@ -451,100 +432,7 @@ def _manual_release(s: State, r: ProbeResult, cfg: Config, now: float) -> Decisi
             f"refused: the primary is not ready ({r.status}: {r.detail}); not giving back",
             refused=True,
         )
-    s = replace(_enter(s, Role.GIVING_BACK, now), manual_hold=False)
+    s = replace(enter_role(s, Role.GIVING_BACK, now), manual_hold=False)
     return Decision(
         s, [GiveBack(unfence=s.fenced, why="manual release")], "giving back: manual release"
     )
-
-
-# --------------------------------------------------------------------------- settle
-
-
-def settle(
-    state: State, action: Action, outcome: Outcome, cfg: Config, now: float
-) -> tuple[State, list[Notify], str]:
-    """Fold an action's outcome into the state; return notices to queue and the sentence."""
-    if isinstance(action, TakeOver):
-        return _settle_takeover(state, action, outcome, cfg, now)
-    if isinstance(action, GiveBack):
-        return _settle_giveback(state, action, outcome, cfg, now)
-    if isinstance(action, Fence):
-        if outcome.ok:
-            return replace(state, fenced=True), [], f"stopped the primary's gateway: {action.why}"
-        return state, [], f"could not stop the primary's gateway: {outcome.detail}"
-    if isinstance(action, RestartLocal):
-        if outcome.ok:
-            return state, [], "restarted the local gateway"
-        s, notes = _alert(state, "failover_failed", cfg, now, detail=outcome.detail)
-        return s, _notifies(notes), f"could not restart the local gateway: {outcome.detail}"
-    return state, [], ""
-
-
-def _notifies(actions: list[Action]) -> list[Notify]:
-    return [a for a in actions if isinstance(a, Notify)]
-
-
-def _settle_takeover(
-    s: State, a: TakeOver, o: Outcome, cfg: Config, now: float
-) -> tuple[State, list[Notify], str]:
-    s = replace(s, fenced=s.fenced or o.fenced)
-    if o.aborted:
-        s = replace(_enter(s, Role.PRIMARY, now), manual_hold=False, failed_ticks=0)
-        return s, [], f"takeover aborted, nothing started: {o.detail}"
-    if not o.ok:
-        s, notes = _alert(s, "failover_failed", cfg, now, reason=a.why, detail=o.detail)
-        return s, _notifies(notes), f"takeover failed: {o.detail}; retrying next check"
-    s = replace(
-        _forget_alerts(_enter(s, Role.FAILOVER, now), "failover_failed"),
-        failed_ticks=0,
-        healthy_ticks=0,
-        takeovers=s.takeovers + 1,
-        back_notified=False,
-        unfence_failed_at=None,
-    )
-    s = replace(s, local_channels=o.channels)
-    fenced = "; primary's gateway fenced" if o.fenced else ""
-    channels = f"; local gateway {o.channels}" if o.channels else ""
-    note = Notify("took_over", reason=a.why, detail=_gateway_channels(o.channels))
-    return s, [note], f"took over: {a.why}{fenced}{channels}"
-
-
-def _gateway_channels(channels: str) -> str:
-    return f"The gateway here is {channels}." if channels else ""
-
-
-def _settle_giveback(
-    s: State, a: GiveBack, o: Outcome, cfg: Config, now: float
-) -> tuple[State, list[Notify], str]:
-    if o.restored_local:
-        s = replace(_enter(s, Role.FAILOVER, now), healthy_ticks=0, unfence_failed_at=now)
-        s, notes = _alert(s, "giveback_failed", cfg, now, detail=o.detail)
-        return s, _notifies(notes), f"give-back undone, still serving: {o.detail}"
-    if a.unfence and not o.unfenced and o.local_stopped:
-        # The primary's gateway did not restart and neither did ours: nobody serves.
-        s = replace(_enter(s, Role.TAKING_OVER, now), unfence_failed_at=now)
-        s, notes = _alert(s, "giveback_failed", cfg, now, detail=o.detail)
-        return (
-            s,
-            _notifies(notes),
-            f"give-back failed, nobody serves: {o.detail}; taking over again",
-        )
-    if o.unfenced:
-        s = replace(s, fenced=False, unfence_failed_at=None)
-    if not o.local_stopped:
-        s, notes = _alert(s, "giveback_failed", cfg, now, detail=o.detail)
-        return s, _notifies(notes), f"give-back failed: {o.detail}; retrying next check"
-    if not o.sync_ok:
-        s, notes = _alert(s, "syncback_failed", cfg, now, detail=o.sync_summary)
-        return s, _notifies(notes), f"sync-back failed: {o.sync_summary}; retrying next check"
-    s = replace(
-        _forget_alerts(_enter(s, Role.PRIMARY, now), "giveback_failed", "syncback_failed"),
-        fenced=False,
-        failed_ticks=0,
-        healthy_ticks=0,
-        givebacks=s.givebacks + 1,
-        manual_hold=False,
-        back_notified=False,
-        unfence_failed_at=None,
-    )
-    return s, [Notify("gave_back", reason=a.why, detail=o.sync_summary)], f"gave back: {a.why}"

@@ -1,8 +1,8 @@
 """Carry out the state machine's actions: take over, give back, restart the local gateway.
 
-Each action returns an :class:`~openclaw_failover.core.decide.Outcome`; it never
+Each action returns its own result type (:mod:`openclaw_failover.core.results`); it never
 raises for an expected failure (a command that fails, a gateway that does not
-come up).  Every step is listed in ``Outcome.steps`` for the events log.
+come up).  Every step is listed in the result's ``steps`` for the events log.
 """
 
 from __future__ import annotations
@@ -16,8 +16,16 @@ from typing import TYPE_CHECKING
 from openclaw_failover.config.loader import Config
 from openclaw_failover.config.secrets import Masker
 from openclaw_failover.core import choices
-from openclaw_failover.core.decide import Action, Fence, GiveBack, Outcome, RestartLocal, TakeOver
+from openclaw_failover.core.decide import Action, Fence, GiveBack, RestartLocal, TakeOver
 from openclaw_failover.core.model import CommandResult, ProbeResult, ProbeStatus
+from openclaw_failover.core.results import (
+    FenceResult,
+    GiveBackResult,
+    RestartResult,
+    Result,
+    TakeoverResult,
+)
+from openclaw_failover.core.results import GiveBackEnd as End
 from openclaw_failover.engine.store import FENCE_MARKER
 from openclaw_failover.local import safefs
 from openclaw_failover.local.gateway import LocalGateway
@@ -66,23 +74,23 @@ class Actor:
         assert self.gateway is not None
         return self.gateway
 
-    def run(self, action: Action) -> Outcome:
+    def run(self, action: Action) -> Result:
         if isinstance(action, TakeOver):
             return self.take_over(action)
         if isinstance(action, GiveBack):
             return self.give_back(action)
         if isinstance(action, RestartLocal):
             out = self.local.start()
-            return Outcome(ok=out.ok, detail=_last(out.steps), steps=list(out.steps))
+            return RestartResult(out.ok, detail=_last(out.steps), steps=list(out.steps))
         if isinstance(action, Fence):
             steps: list[str] = []
             fenced = self._fence(steps)
-            return Outcome(ok=fenced, fenced=fenced, detail=_last(steps), steps=steps)
+            return FenceResult(fenced, detail=_last(steps), steps=steps)
         raise TypeError(f"not an executable action: {action!r}")
 
     # ------------------------------------------------------------------ take over
 
-    def take_over(self, action: TakeOver) -> Outcome:
+    def take_over(self, action: TakeOver) -> TakeoverResult:
         """(a) fence the primary, (b) start the local gateway, (c) wait until it answers."""
         steps: list[str] = []
         fenced = False
@@ -90,14 +98,14 @@ class Actor:
             fenced = self._fence(steps)
             problem = self._fence_problem(fenced, action.strict, steps)
             if problem:
-                return Outcome(ok=False, aborted=True, detail=problem, steps=steps)
+                return TakeoverResult(False, aborted=True, detail=problem, steps=steps)
         pending = self._prepare_sync(steps)
         out = self.local.start()
         if pending is not None:  # the standby's keys were streamed while the gateway started
             steps.append(pending.finish())
         steps += out.steps
         if not out.ok:
-            return Outcome(ok=False, detail=_last(out.steps), fenced=fenced, steps=steps)
+            return TakeoverResult(False, fenced=fenced, detail=_last(out.steps), steps=steps)
         detail = f"local gateway up ({out.method})"
         channels = ""
         if not self.dry_run:
@@ -107,7 +115,7 @@ class Actor:
             steps.append(line + (f": {channels}" if channels else ""))
             if not ready.ready:
                 detail += f"; {line}"
-        return Outcome(ok=True, detail=detail, fenced=fenced, steps=steps, channels=channels)
+        return TakeoverResult(True, fenced=fenced, channels=channels, detail=detail, steps=steps)
 
     def _await_ready(self, spent: float) -> Readiness:
         """Readiness within what is left of start_timeout (at least 5 s)."""
@@ -149,7 +157,7 @@ class Actor:
 
     # ------------------------------------------------------------------ give back
 
-    def give_back(self, action: GiveBack) -> Outcome:
+    def give_back(self, action: GiveBack) -> GiveBackResult:
         """Stop the local gateway, sync back, then restart the primary's gateway if fenced.
 
         The bulk of the merge runs first, while this standby still serves (a
@@ -163,7 +171,7 @@ class Actor:
         stop = self.local.stop()
         steps += stop.steps
         if not stop.ok:
-            return Outcome(ok=False, detail=_last(stop.steps), local_stopped=False, steps=steps)
+            return GiveBackResult(End.STOP_FAILED, detail=_last(stop.steps), steps=steps)
         try:
             final = self._sync()
         except BaseException:  # the tick's deadline: never leave nobody serving
@@ -173,35 +181,20 @@ class Actor:
         steps.append(final.summary())
         if pre.ok:
             final.absorb(pre)  # the notice counts both passes
-        sync_ok, sync_summary, counts = final.ok, final.summary(), final.counts()
+        counts = final.counts()
         delay = choices.handoff_delay(self.cfg, unfence=action.unfence, dry_run=self.dry_run)
         if delay:  # Telegram's last long poll of ours expires first (no 409 Conflict)
             steps.append(f"handoff delay: {delay:g}s")
             self.sleep(delay)
         unfenced, detail = self._unfence(steps) if action.unfence else (False, "")
         if not choices.restore_local(unfence=action.unfence, unfenced=unfenced):
-            return Outcome(
-                ok=sync_ok,
-                local_stopped=True,
-                sync_ok=sync_ok,
-                sync_summary=sync_summary,
-                sync=counts,
-                unfenced=unfenced,
-                steps=steps,
-            )
+            end = End.DONE if final.ok else End.SYNC_FAILED
+            return GiveBackResult(end, unfenced=unfenced, sync=counts, steps=steps)
         # Nobody would serve: start the local gateway again and keep serving.
         restart = self.local.start()
         steps += restart.steps
-        return Outcome(
-            ok=False,
-            detail=detail,
-            local_stopped=not restart.ok,
-            sync_ok=sync_ok,
-            sync_summary=sync_summary,
-            sync=counts,
-            restored_local=restart.ok,
-            steps=steps,
-        )
+        end = End.RESTORED if restart.ok else End.NOBODY_SERVES
+        return GiveBackResult(end, sync=counts, detail=detail, steps=steps)
 
     def _prepare_sync(self, steps: list[str]) -> TakeoverDb | None:
         """Before serving: stop applying the primary's changes, note the workspace files.

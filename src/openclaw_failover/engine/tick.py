@@ -20,17 +20,14 @@ from openclaw_failover.core import events as ev
 from openclaw_failover.core.decide import (
     Action,
     Decision,
-    Fence,
-    GiveBack,
     Notify,
-    Outcome,
-    TakeOver,
     decide,
-    settle,
     should_ask_witnesses,
     should_retry,
 )
 from openclaw_failover.core.model import Notice, Observation, ProbeResult, WitnessReport
+from openclaw_failover.core.results import FenceResult, GiveBackResult, Result, TakeoverResult
+from openclaw_failover.core.settle import settle
 from openclaw_failover.core.state import State
 from openclaw_failover.engine.lock import Busy, DeadlineExceeded, deadline, exclusive
 from openclaw_failover.engine.store import FENCE_MARKER, StateStore
@@ -248,7 +245,7 @@ class Tick:
             result.reason = reason
             if not outcome.ok:
                 result.status = ExitStatus.ACTION_FAILED
-            self._event(action_event(action, outcome, round(time.monotonic() - started, 3)))
+            self._event(action_event(outcome, round(time.monotonic() - started, 3)))
             state = self._transition(state, self._queue(new, notes, now), reason)
             self._persist(state)
         result.notices = [n.text for n in state.outbox]
@@ -342,14 +339,14 @@ class Tick:
             self._event(ev.TickDone(result.reason, int(result.status)))
 
 
-def action_event(action: Action, outcome: Outcome, duration: float) -> ev.Payload:
-    """The typed event of one action's outcome (a give-back's carries its sync-back)."""
-    steps, ok, detail = tuple(outcome.steps), outcome.ok, outcome.detail
-    if isinstance(action, GiveBack):
-        return ev.GaveBack(ok, detail, steps, duration, sync=outcome.sync)
-    if isinstance(action, TakeOver):
-        return ev.TookOver(ok, detail, steps, duration, channels=outcome.channels)
-    if isinstance(action, Fence):
+def action_event(result: Result, duration: float) -> ev.Payload:
+    """The typed event of one action's result (a give-back's carries its sync-back)."""
+    steps, ok, detail = tuple(result.steps), result.ok, result.detail
+    if isinstance(result, GiveBackResult):
+        return ev.GaveBack(ok, detail, steps, duration, sync=result.sync)
+    if isinstance(result, TakeoverResult):
+        return ev.TookOver(ok, detail, steps, duration, channels=result.channels)
+    if isinstance(result, FenceResult):
         return ev.Fenced(ok, detail, steps, duration)
     return ev.RestartedLocal(ok, detail, steps, duration)
 
