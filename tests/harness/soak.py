@@ -63,6 +63,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from openclaw_failover.sandbox.memu import embedding_literal, float4_values
 from tests.harness.memu_model import (
     TABLES,
     Snapshot,
@@ -74,7 +75,7 @@ from tests.harness.memu_model import (
     expected_giveback,
     snapshot,
 )
-from tests.harness.pg import MemuPair, embedding_literal, float4_values
+from tests.harness.pg import MemuPair
 
 REPO = Path(__file__).resolve().parents[2]
 FAULTS: tuple[str, ...] = (

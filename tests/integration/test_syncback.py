@@ -64,7 +64,7 @@ def vector_bytes(conn: psycopg.Connection[Any], item_id: str) -> bytes:
 def assert_flowing(pair: MemuPair) -> None:
     """An insert on the primary reaches the standby, with no apply error."""
     with pair.primary.connect() as p:
-        m = write_memory(p, summary="after sync-back", category="later")
+        m = write_memory(p, text="after sync-back", category="later")
     pair.wait_caught_up()
     with pair.standby.connect() as s:
         assert s.execute(
@@ -78,12 +78,11 @@ def assert_flowing(pair: MemuPair) -> None:
 def test_standby_memories_reach_the_primary_byte_identical(memu_pair: MemuPair) -> None:
     pair = memu_pair
     with pair.primary.connect() as p:
-        write_memory(p, summary="before the split")
+        write_memory(p, text="before the split")
     split(pair)
     with pair.standby.connect() as s:
         written = [
-            write_memory(s, summary=f"on the standby {i}", category="work", dim=16)
-            for i in range(3)
+            write_memory(s, text=f"on the standby {i}", category="work", dim=16) for i in range(3)
         ]
     report = run(pair)
     assert report.ok, report.error
@@ -100,8 +99,8 @@ def test_standby_memories_reach_the_primary_byte_identical(memu_pair: MemuPair) 
 def test_newer_updated_at_wins_older_does_not(memu_pair: MemuPair) -> None:
     pair = memu_pair
     with pair.primary.connect() as p:
-        a = write_memory(p, summary="a", updated_at=1000)
-        b = write_memory(p, summary="b", updated_at=1000)
+        a = write_memory(p, text="a", updated_at=1000)
+        b = write_memory(p, text="b", updated_at=1000)
     split(pair)
     with pair.standby.connect() as s:
         s.execute(
@@ -133,9 +132,9 @@ def test_same_category_on_both_sides_is_merged_and_links_repointed(memu_pair: Me
     pair = memu_pair
     split(pair)
     with pair.standby.connect() as s:
-        ours = write_memory(s, summary="standby's work memory", category="Work")
+        ours = write_memory(s, text="standby's work memory", category="Work")
     with pair.primary.connect() as p:
-        theirs = write_memory(p, summary="primary's work memory", category="work")
+        theirs = write_memory(p, text="primary's work memory", category="work")
     report = run(pair)
     assert report.ok, report.error
     cats = {t.table: t for t in report.tables}["memory_categories"]
@@ -158,7 +157,7 @@ def test_different_schema_revisions_are_refused(memu_pair: MemuPair) -> None:
     pair = memu_pair
     split(pair)
     with pair.standby.connect() as s:
-        write_memory(s, summary="standby")
+        write_memory(s, text="standby")
         s.execute("UPDATE alembic_version SET version_num = '0002'")
     before = rows(pair, "primary")
     report = run(pair)
@@ -173,7 +172,7 @@ def test_connection_lost_mid_merge_leaves_primary_unchanged(memu_pair: MemuPair)
     split(pair)
     with pair.standby.connect() as s:
         for i in range(3):
-            write_memory(s, summary=f"standby {i}", category=f"c{i}")
+            write_memory(s, text=f"standby {i}", category=f"c{i}")
     before = rows(pair, "primary")
 
     def cut(line: str) -> None:
@@ -197,7 +196,7 @@ def test_second_run_changes_nothing(memu_pair: MemuPair) -> None:
     pair = memu_pair
     split(pair)
     with pair.standby.connect() as s:
-        write_memory(s, summary="standby")
+        write_memory(s, text="standby")
     assert run(pair).ok
     primary, standby = rows(pair, "primary"), rows(pair, "standby")
     again = run(pair)
@@ -210,16 +209,16 @@ def test_second_run_changes_nothing(memu_pair: MemuPair) -> None:
 def test_both_sides_wrote_while_apart_end_equal(memu_pair: MemuPair) -> None:
     pair = memu_pair
     with pair.primary.connect() as p:
-        old = write_memory(p, summary="shared before the split", category="home")
+        old = write_memory(p, text="shared before the split", category="home")
     split(pair)
     with pair.standby.connect() as s:
         st = [
-            write_memory(s, summary=f"standby {i}", category=c)
+            write_memory(s, text=f"standby {i}", category=c)
             for i, c in enumerate(["Work", "home", "travel"])
         ]
     with pair.primary.connect() as p:
         pr = [
-            write_memory(p, summary=f"primary {i}", category=c)
+            write_memory(p, text=f"primary {i}", category=c)
             for i, c in enumerate(["work", "music"])
         ]
         p.execute("DELETE FROM memory_items WHERE id = %s", [old["memory_item_id"]])
@@ -242,7 +241,7 @@ def test_primary_dying_during_give_back_leaves_the_standby_whole(memu_pair: Memu
     split(pair)
     with pair.standby.connect() as s:
         for i in range(3):
-            write_memory(s, summary=f"standby {i}")
+            write_memory(s, text=f"standby {i}")
     before = rows(pair, "standby")
 
     def power_cut(line: str) -> None:
@@ -261,9 +260,9 @@ def test_dry_run_writes_nothing(memu_pair: MemuPair) -> None:
     pair = memu_pair
     split(pair)
     with pair.standby.connect() as s:
-        write_memory(s, summary="standby", category="Work")
+        write_memory(s, text="standby", category="Work")
     with pair.primary.connect() as p:
-        write_memory(p, summary="primary", category="work")
+        write_memory(p, text="primary", category="work")
     primary, standby = rows(pair, "primary"), rows(pair, "standby")
     report = run(pair, dry_run=True)
     assert report.ok and report.dry_run
@@ -280,7 +279,7 @@ def test_stalled_subscription_is_repaired(memu_pair: MemuPair) -> None:
     pair = memu_pair
     pair.wait_caught_up()
     with pair.standby.connect() as s:  # a row the primary will also insert: insert_exists
-        m = write_memory(s, summary="conflict")
+        m = write_memory(s, text="conflict")
     with pair.primary.connect() as p:
         p.execute(
             "INSERT INTO resources (id, scope_key, url, modality, local_path) "
@@ -310,13 +309,13 @@ def test_a_standby_row_written_after_the_merge_is_never_deleted(memu_pair: MemuP
     pair = memu_pair
     split(pair)
     with pair.standby.connect() as s:
-        write_memory(s, summary="merged")
+        write_memory(s, text="merged")
     late: list[Any] = []
 
     def write_late(line: str) -> None:
         if line.startswith("reconciling the standby") and not late:
             with pair.standby.connect() as s:
-                late.append(write_memory(s, summary="written during the sync-back"))
+                late.append(write_memory(s, text="written during the sync-back"))
 
     report = run(pair, progress=write_late)
     assert not report.ok and "written after the merge" in report.error
@@ -343,7 +342,7 @@ def test_recorded_and_own_leftover_slots_are_dropped_others_kept(memu_pair: Memu
             p.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [name])
     (cfg.state_dir / "slots-to-drop.json").write_text('["leftover_from_a_crash"]')
     with pair.standby.connect() as s:
-        write_memory(s, summary="standby")
+        write_memory(s, text="standby")
     report = run(pair)
     assert report.ok, report.error
     with pair.primary.connect() as p:
@@ -358,7 +357,7 @@ def test_while_serving_only_the_merge_runs(memu_pair: MemuPair) -> None:
     pair = memu_pair
     split(pair)
     with pair.standby.connect() as s:
-        m = write_memory(s, summary="standby")
+        m = write_memory(s, text="standby")
     report = run(pair, serving=True)
     assert report.ok and report.reconcile is None and "still serving" in report.reconcile_skipped
     with pair.primary.connect() as p:
