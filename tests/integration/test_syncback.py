@@ -6,6 +6,10 @@ Each test runs on PostgreSQL 18 (embedded, pgvector), on Debian's PostgreSQL 15
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import struct
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -368,16 +372,65 @@ def test_while_serving_only_the_merge_runs(memu_pair: MemuPair) -> None:
         assert s.execute("SELECT subenabled FROM pg_subscription").fetchone() == (False,)
 
 
+class EchoingServer:
+    """A PostgreSQL stand-in on 127.0.0.1 whose startup error repeats the password it was given.
+
+    It refuses SSL/GSS encryption (``N``), reads the startup message and answers
+    with a FATAL ErrorResponse quoting ``secret``, as a hostile or careless
+    server (or proxy) could: the client's error text then holds the secret, and
+    only ocf's masking keeps it out of the report.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.answered = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError, struct.error):
+                conn.settimeout(5)
+                while True:
+                    length, code = struct.unpack("!ii", conn.recv(8, socket.MSG_WAITALL))
+                    if code in (80877103, 80877104):  # SSLRequest, GSSENCRequest
+                        conn.sendall(b"N")
+                        continue
+                    conn.recv(length - 8, socket.MSG_WAITALL)  # the rest of the startup message
+                    text = f'password "{self.secret}" rejected for user "u"'
+                    fields = b"".join(
+                        kind + value.encode() + b"\0"
+                        for kind, value in ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", "28P01"))
+                    )
+                    body = fields + b"M" + text.encode() + b"\0\0"
+                    conn.sendall(b"E" + struct.pack("!i", len(body) + 4) + body)
+                    self.answered += 1
+                    break
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def test_secrets_never_in_errors() -> None:
-    base = make_cfg()
-    db = DatabaseConfig(
-        "host=127.0.0.1 port=1 dbname=memu user=u password=s3cr3t-pw",
-        "host=127.0.0.1 port=1 dbname=memu user=u password=s3cr3t-pw",
-        connect_timeout=2,
-    )
-    cfg = Config(**{**base.__dict__, "database": db})
-    report = sync_back(cfg, mask=Masker(cfg.secrets))
-    assert not report.ok and report.error and "s3cr3t-pw" not in report.error
+    secret = "s3cr3t-pw"
+    server = EchoingServer(secret)
+    try:
+        dsn = f"host=127.0.0.1 port={server.port} dbname=memu user=u password={secret}"
+        base = make_cfg()
+        db = DatabaseConfig(dsn, dsn, connect_timeout=5)
+        cfg = Config(**{**base.__dict__, "database": db})
+        report = sync_back(cfg, mask=Masker(cfg.secrets))
+    finally:
+        server.close()
+    assert server.answered >= 1  # the error really came back with the secret in it
+    assert not report.ok and report.error
+    assert "rejected" in report.error and '"***"' in report.error, report.error
+    assert secret not in report.error
 
 
 def test_not_configured_is_skipped_and_says_so() -> None:
