@@ -408,8 +408,8 @@ class EchoingServer:
                         for kind, value in ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", "28P01"))
                     )
                     body = fields + b"M" + text.encode() + b"\0\0"
+                    self.answered += 1  # before sending: the client may be done at once
                     conn.sendall(b"E" + struct.pack("!i", len(body) + 4) + body)
-                    self.answered += 1
                     break
 
     def close(self) -> None:
