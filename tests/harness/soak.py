@@ -63,7 +63,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from openclaw_failover.sandbox.memu import embedding_literal, float4_values
+from openclaw_failover.sandbox.memu import embedding_literal, embedding_type, float4_values
 from tests.harness.memu_model import (
     TABLES,
     Snapshot,
@@ -303,11 +303,7 @@ class Soak:
             "state_dir": str(self.state_dir),
         }
         with pair.primary.connect(pair.dbname) as p:
-            kind = p.execute(
-                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
-                " WHERE attrelid = 'memory_items'::regclass AND attname = 'embedding'"
-            ).fetchone()
-        self.w = Writer(self.rng, "vector" if kind and kind[0] == "vector" else "float8[]")
+            self.w = Writer(self.rng, embedding_type(p))
         self.out = Outcome(label, seed)
         self.where = ""
         self.t0 = time.monotonic()

@@ -21,7 +21,7 @@ from openclaw_failover.config.loader import Config, DatabaseConfig
 from openclaw_failover.config.secrets import Masker
 from openclaw_failover.syncback.report import SyncReport
 from openclaw_failover.syncback.run import disable_subscription, sync_back
-from tests.harness.pg import MEMU_TABLES, MemuPair, write_memory
+from tests.harness.pg import MEMU_TABLES, MemuPair, embedding_type, write_memory
 from tests.unit.test_decide import make_cfg
 
 pytestmark = pytest.mark.integration
@@ -53,11 +53,7 @@ def rows(pair: MemuPair, side: str) -> dict[str, dict[Any, tuple[Any, ...]]]:
 
 
 def vector_bytes(conn: psycopg.Connection[Any], item_id: str) -> bytes:
-    kind = conn.execute(
-        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-        "WHERE attrelid = 'memory_items'::regclass AND attname = 'embedding'"
-    ).fetchone()
-    send = "vector_send" if kind and kind[0] == "vector" else "array_send"
+    send = "vector_send" if embedding_type(conn) == "vector" else "array_send"
     row = conn.execute(
         f"SELECT {send}(embedding) FROM memory_items WHERE id = %s", [item_id]
     ).fetchone()
