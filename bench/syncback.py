@@ -459,7 +459,7 @@ def verify(pair: MemuPair, dim: int) -> None:
     """The standby equals the primary, and a new write on the primary reaches it (not timed)."""
     assert_equal(pair)
     with pair.primary.connect() as p:
-        m = write_memory(p, summary="after sync-back", category="later", dim=dim)
+        m = write_memory(p, text="after sync-back", category="later", dim=dim)
     pair.wait_caught_up(timeout=120)
     with pair.standby.connect() as s:
         if (

@@ -441,7 +441,7 @@ def test_takeover_and_give_back_with_row_sync_back(world: World, memu_pair: Any)
     pair = memu_pair
     world.configure(database={"primary_dsn": pair.primary.dsn(), "standby_dsn": pair.standby.dsn()})
     with pair.primary.connect() as p:
-        write_memory(p, summary="before")
+        write_memory(p, text="before")
     pair.wait_caught_up()
     world.primary("stop")
     r = world.ocf("check")
@@ -449,9 +449,9 @@ def test_takeover_and_give_back_with_row_sync_back(world: World, memu_pair: Any)
     assert any("disabled subscription memu_sub" in s for s in world.events("action")[0]["steps"])
     with pair.standby.connect() as s:
         assert s.execute("SELECT subenabled FROM pg_subscription").fetchone() == (False,)
-        mine = write_memory(s, summary="written while the standby served", category="Work")
+        mine = write_memory(s, text="written while the standby served", category="Work")
     with pair.primary.connect() as p:
-        write_memory(p, summary="written on the primary meanwhile", category="work")
+        write_memory(p, text="written on the primary meanwhile", category="work")
     world.primary("start")
     r = world.ocf("check")
     assert r.returncode == 0 and r.stdout.startswith("gave back"), r.stdout + r.stderr
@@ -463,7 +463,7 @@ def test_takeover_and_give_back_with_row_sync_back(world: World, memu_pair: Any)
         ).fetchone()
     pair.assert_equal()
     with pair.primary.connect() as p:
-        write_memory(p, summary="after give-back")
+        write_memory(p, text="after give-back")
     pair.wait_caught_up()
     pair.assert_equal()
     assert pair.apply_error_count() == 0
@@ -504,7 +504,7 @@ def test_ocf_syncback_cli_dry_run_json_and_files(world: World, memu_pair: Any) -
     assert world.ocf("check").stdout.startswith("took over")
     assert (world.state_dir / "files-manifest.json").exists()
     with pair.standby.connect() as s:
-        write_memory(s, summary="standby memory", category="Work")
+        write_memory(s, text="standby memory", category="Work")
     (standby_ws / "2026-11-30.md").write_text("a note from the standby\n")
     primary_rows = pair.table_rows(pair.primary, "memory_items")
 

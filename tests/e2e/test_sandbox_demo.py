@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from openclaw_failover.sandbox import memu, postgres, procs, ssh
+from openclaw_failover.sandbox import memu, pginstall, postgres, procs, ssh
 from openclaw_failover.sandbox.checks import Scenario, summary_table
 from openclaw_failover.sandbox.core import Sandbox
 from openclaw_failover.sandbox.demo import run_demo
@@ -232,7 +232,7 @@ def test_ctrl_c_stops_and_removes_everything() -> None:
 
 
 def test_missing_postgres_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(postgres, "embedded_bin_dir", lambda: None)
+    monkeypatch.setattr(pginstall, "embedded_bin_dir", lambda: None)
     monkeypatch.delenv("OCF_PG_BIN", raising=False)
     out, err = io.StringIO(), io.StringIO()
     assert run_demo(out=out, err=err) == 2

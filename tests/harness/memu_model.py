@@ -46,6 +46,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from openclaw_failover.sandbox.memu import embedding_type
+
 Row = tuple[Any, ...]
 Snapshot = dict[str, dict[str, Row]]
 
@@ -86,11 +88,7 @@ def with_col(table: str, row: Row, name: str, value: Any) -> Row:
 
 def snapshot(conn: psycopg.Connection[Any]) -> Snapshot:
     """The four memU tables of one host; embeddings as their binary send bytes."""
-    kind = conn.execute(
-        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
-        " WHERE attrelid = 'memory_items'::regclass AND attname = 'embedding'"
-    ).fetchone()
-    send = "vector_send" if kind and kind[0] == "vector" else "array_send"
+    send = "vector_send" if embedding_type(conn) == "vector" else "array_send"
     out: Snapshot = {}
     for table in TABLES:
         cols = [

@@ -44,7 +44,7 @@ from tests.harness.pg import (
     PAIR_KINDS,
     MemuPair,
     PGCluster,
-    load_memu_schema,
+    create_memu,
     make_memu_pair,
     require_version,
 )
@@ -126,7 +126,7 @@ def pg_cluster_factory(tmp_path: Path) -> Iterator[Callable[..., PGCluster]]:
         clusters.append(cluster)
         cluster.start()
         if memu:
-            load_memu_schema(cluster, vector=cluster.has_pgvector)
+            create_memu(cluster, vector=cluster.has_pgvector)
         return cluster
 
     try:

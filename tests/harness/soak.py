@@ -63,6 +63,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from openclaw_failover.sandbox.memu import embedding_literal, embedding_type, float4_values
 from tests.harness.memu_model import (
     TABLES,
     Snapshot,
@@ -74,7 +75,7 @@ from tests.harness.memu_model import (
     expected_giveback,
     snapshot,
 )
-from tests.harness.pg import MemuPair, embedding_literal, float4_values
+from tests.harness.pg import MemuPair
 
 REPO = Path(__file__).resolve().parents[2]
 FAULTS: tuple[str, ...] = (
@@ -302,11 +303,7 @@ class Soak:
             "state_dir": str(self.state_dir),
         }
         with pair.primary.connect(pair.dbname) as p:
-            kind = p.execute(
-                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
-                " WHERE attrelid = 'memory_items'::regclass AND attname = 'embedding'"
-            ).fetchone()
-        self.w = Writer(self.rng, "vector" if kind and kind[0] == "vector" else "float8[]")
+            self.w = Writer(self.rng, embedding_type(p))
         self.out = Outcome(label, seed)
         self.where = ""
         self.t0 = time.monotonic()

@@ -21,7 +21,6 @@ import getpass
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -32,8 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from openclaw_failover.sandbox.procs import descendants
-from openclaw_failover.sandbox.ssh import read_banner
+from openclaw_failover.sandbox.procs import descendants, free_port
+from openclaw_failover.sandbox.ssh import BlackHole, read_banner
 
 SSHD = "/usr/sbin/sshd"
 LOOPBACK = "127.0.0.1"
@@ -52,13 +51,6 @@ def require_openssh() -> None:
         import pytest
 
         pytest.skip(SKIP_REASON)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def generate_key(path: Path, key_type: str = "ed25519", comment: str = "ocf-test") -> Path:
@@ -291,41 +283,20 @@ class SSHServer:
         self.close()
 
 
-class HangListener:
+class HangListener(BlackHole):
     """A TCP port on 127.0.0.1 that accepts connections and never sends a byte.
 
-    Models a network that lets SYNs through but black-holes the session (or an
-    sshd stuck before its banner).  :meth:`stop` closes everything.
+    The sandbox's :class:`~openclaw_failover.sandbox.ssh.BlackHole`: a network
+    that lets SYNs through but black-holes the session (or an sshd stuck
+    before its banner).  :meth:`stop` closes everything.
     """
 
     def __init__(self, port: int = 0) -> None:
+        super().__init__(port)
         self.host = LOOPBACK
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((self.host, port))
-        self._sock.listen(16)
-        self.port = int(self._sock.getsockname()[1])
-        self.accepted: list[socket.socket] = []
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="hang-listener", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            self.accepted.append(conn)  # held open, never answered
 
     def stop(self) -> None:
-        self._stopped.set()
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
-        for conn in self.accepted:
-            conn.close()
-        self._thread.join(timeout=5)
+        self.close()
 
     def __enter__(self) -> Self:
         return self

@@ -6,6 +6,10 @@ Each test runs on PostgreSQL 18 (embedded, pgvector), on Debian's PostgreSQL 15
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import struct
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ from openclaw_failover.config.loader import Config, DatabaseConfig
 from openclaw_failover.config.secrets import Masker
 from openclaw_failover.syncback.report import SyncReport
 from openclaw_failover.syncback.run import disable_subscription, sync_back
-from tests.harness.pg import MEMU_TABLES, MemuPair, write_memory
+from tests.harness.pg import MEMU_TABLES, MemuPair, embedding_type, write_memory
 from tests.unit.test_decide import make_cfg
 
 pytestmark = pytest.mark.integration
@@ -49,11 +53,7 @@ def rows(pair: MemuPair, side: str) -> dict[str, dict[Any, tuple[Any, ...]]]:
 
 
 def vector_bytes(conn: psycopg.Connection[Any], item_id: str) -> bytes:
-    kind = conn.execute(
-        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-        "WHERE attrelid = 'memory_items'::regclass AND attname = 'embedding'"
-    ).fetchone()
-    send = "vector_send" if kind and kind[0] == "vector" else "array_send"
+    send = "vector_send" if embedding_type(conn) == "vector" else "array_send"
     row = conn.execute(
         f"SELECT {send}(embedding) FROM memory_items WHERE id = %s", [item_id]
     ).fetchone()
@@ -64,7 +64,7 @@ def vector_bytes(conn: psycopg.Connection[Any], item_id: str) -> bytes:
 def assert_flowing(pair: MemuPair) -> None:
     """An insert on the primary reaches the standby, with no apply error."""
     with pair.primary.connect() as p:
-        m = write_memory(p, summary="after sync-back", category="later")
+        m = write_memory(p, text="after sync-back", category="later")
     pair.wait_caught_up()
     with pair.standby.connect() as s:
         assert s.execute(
@@ -78,12 +78,11 @@ def assert_flowing(pair: MemuPair) -> None:
 def test_standby_memories_reach_the_primary_byte_identical(memu_pair: MemuPair) -> None:
     pair = memu_pair
     with pair.primary.connect() as p:
-        write_memory(p, summary="before the split")
+        write_memory(p, text="before the split")
     split(pair)
     with pair.standby.connect() as s:
         written = [
-            write_memory(s, summary=f"on the standby {i}", category="work", dim=16)
-            for i in range(3)
+            write_memory(s, text=f"on the standby {i}", category="work", dim=16) for i in range(3)
         ]
     report = run(pair)
     assert report.ok, report.error
@@ -100,8 +99,8 @@ def test_standby_memories_reach_the_primary_byte_identical(memu_pair: MemuPair) 
 def test_newer_updated_at_wins_older_does_not(memu_pair: MemuPair) -> None:
     pair = memu_pair
     with pair.primary.connect() as p:
-        a = write_memory(p, summary="a", updated_at=1000)
-        b = write_memory(p, summary="b", updated_at=1000)
+        a = write_memory(p, text="a", updated_at=1000)
+        b = write_memory(p, text="b", updated_at=1000)
     split(pair)
     with pair.standby.connect() as s:
         s.execute(
@@ -133,9 +132,9 @@ def test_same_category_on_both_sides_is_merged_and_links_repointed(memu_pair: Me
     pair = memu_pair
     split(pair)
     with pair.standby.connect() as s:
-        ours = write_memory(s, summary="standby's work memory", category="Work")
+        ours = write_memory(s, text="standby's work memory", category="Work")
     with pair.primary.connect() as p:
-        theirs = write_memory(p, summary="primary's work memory", category="work")
+        theirs = write_memory(p, text="primary's work memory", category="work")
     report = run(pair)
     assert report.ok, report.error
     cats = {t.table: t for t in report.tables}["memory_categories"]
@@ -158,7 +157,7 @@ def test_different_schema_revisions_are_refused(memu_pair: MemuPair) -> None:
     pair = memu_pair
     split(pair)
     with pair.standby.connect() as s:
-        write_memory(s, summary="standby")
+        write_memory(s, text="standby")
         s.execute("UPDATE alembic_version SET version_num = '0002'")
     before = rows(pair, "primary")
     report = run(pair)
@@ -173,7 +172,7 @@ def test_connection_lost_mid_merge_leaves_primary_unchanged(memu_pair: MemuPair)
     split(pair)
     with pair.standby.connect() as s:
         for i in range(3):
-            write_memory(s, summary=f"standby {i}", category=f"c{i}")
+            write_memory(s, text=f"standby {i}", category=f"c{i}")
     before = rows(pair, "primary")
 
     def cut(line: str) -> None:
@@ -197,7 +196,7 @@ def test_second_run_changes_nothing(memu_pair: MemuPair) -> None:
     pair = memu_pair
     split(pair)
     with pair.standby.connect() as s:
-        write_memory(s, summary="standby")
+        write_memory(s, text="standby")
     assert run(pair).ok
     primary, standby = rows(pair, "primary"), rows(pair, "standby")
     again = run(pair)
@@ -210,16 +209,16 @@ def test_second_run_changes_nothing(memu_pair: MemuPair) -> None:
 def test_both_sides_wrote_while_apart_end_equal(memu_pair: MemuPair) -> None:
     pair = memu_pair
     with pair.primary.connect() as p:
-        old = write_memory(p, summary="shared before the split", category="home")
+        old = write_memory(p, text="shared before the split", category="home")
     split(pair)
     with pair.standby.connect() as s:
         st = [
-            write_memory(s, summary=f"standby {i}", category=c)
+            write_memory(s, text=f"standby {i}", category=c)
             for i, c in enumerate(["Work", "home", "travel"])
         ]
     with pair.primary.connect() as p:
         pr = [
-            write_memory(p, summary=f"primary {i}", category=c)
+            write_memory(p, text=f"primary {i}", category=c)
             for i, c in enumerate(["work", "music"])
         ]
         p.execute("DELETE FROM memory_items WHERE id = %s", [old["memory_item_id"]])
@@ -242,7 +241,7 @@ def test_primary_dying_during_give_back_leaves_the_standby_whole(memu_pair: Memu
     split(pair)
     with pair.standby.connect() as s:
         for i in range(3):
-            write_memory(s, summary=f"standby {i}")
+            write_memory(s, text=f"standby {i}")
     before = rows(pair, "standby")
 
     def power_cut(line: str) -> None:
@@ -261,9 +260,9 @@ def test_dry_run_writes_nothing(memu_pair: MemuPair) -> None:
     pair = memu_pair
     split(pair)
     with pair.standby.connect() as s:
-        write_memory(s, summary="standby", category="Work")
+        write_memory(s, text="standby", category="Work")
     with pair.primary.connect() as p:
-        write_memory(p, summary="primary", category="work")
+        write_memory(p, text="primary", category="work")
     primary, standby = rows(pair, "primary"), rows(pair, "standby")
     report = run(pair, dry_run=True)
     assert report.ok and report.dry_run
@@ -280,7 +279,7 @@ def test_stalled_subscription_is_repaired(memu_pair: MemuPair) -> None:
     pair = memu_pair
     pair.wait_caught_up()
     with pair.standby.connect() as s:  # a row the primary will also insert: insert_exists
-        m = write_memory(s, summary="conflict")
+        m = write_memory(s, text="conflict")
     with pair.primary.connect() as p:
         p.execute(
             "INSERT INTO resources (id, scope_key, url, modality, local_path) "
@@ -310,13 +309,13 @@ def test_a_standby_row_written_after_the_merge_is_never_deleted(memu_pair: MemuP
     pair = memu_pair
     split(pair)
     with pair.standby.connect() as s:
-        write_memory(s, summary="merged")
+        write_memory(s, text="merged")
     late: list[Any] = []
 
     def write_late(line: str) -> None:
         if line.startswith("reconciling the standby") and not late:
             with pair.standby.connect() as s:
-                late.append(write_memory(s, summary="written during the sync-back"))
+                late.append(write_memory(s, text="written during the sync-back"))
 
     report = run(pair, progress=write_late)
     assert not report.ok and "written after the merge" in report.error
@@ -343,7 +342,7 @@ def test_recorded_and_own_leftover_slots_are_dropped_others_kept(memu_pair: Memu
             p.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [name])
     (cfg.state_dir / "slots-to-drop.json").write_text('["leftover_from_a_crash"]')
     with pair.standby.connect() as s:
-        write_memory(s, summary="standby")
+        write_memory(s, text="standby")
     report = run(pair)
     assert report.ok, report.error
     with pair.primary.connect() as p:
@@ -358,7 +357,7 @@ def test_while_serving_only_the_merge_runs(memu_pair: MemuPair) -> None:
     pair = memu_pair
     split(pair)
     with pair.standby.connect() as s:
-        m = write_memory(s, summary="standby")
+        m = write_memory(s, text="standby")
     report = run(pair, serving=True)
     assert report.ok and report.reconcile is None and "still serving" in report.reconcile_skipped
     with pair.primary.connect() as p:
@@ -369,16 +368,65 @@ def test_while_serving_only_the_merge_runs(memu_pair: MemuPair) -> None:
         assert s.execute("SELECT subenabled FROM pg_subscription").fetchone() == (False,)
 
 
+class EchoingServer:
+    """A PostgreSQL stand-in on 127.0.0.1 whose startup error repeats the password it was given.
+
+    It refuses SSL/GSS encryption (``N``), reads the startup message and answers
+    with a FATAL ErrorResponse quoting ``secret``, as a hostile or careless
+    server (or proxy) could: the client's error text then holds the secret, and
+    only ocf's masking keeps it out of the report.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.answered = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError, struct.error):
+                conn.settimeout(5)
+                while True:
+                    length, code = struct.unpack("!ii", conn.recv(8, socket.MSG_WAITALL))
+                    if code in (80877103, 80877104):  # SSLRequest, GSSENCRequest
+                        conn.sendall(b"N")
+                        continue
+                    conn.recv(length - 8, socket.MSG_WAITALL)  # the rest of the startup message
+                    text = f'password "{self.secret}" rejected for user "u"'
+                    fields = b"".join(
+                        kind + value.encode() + b"\0"
+                        for kind, value in ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", "28P01"))
+                    )
+                    body = fields + b"M" + text.encode() + b"\0\0"
+                    self.answered += 1  # before sending: the client may be done at once
+                    conn.sendall(b"E" + struct.pack("!i", len(body) + 4) + body)
+                    break
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def test_secrets_never_in_errors() -> None:
-    base = make_cfg()
-    db = DatabaseConfig(
-        "host=127.0.0.1 port=1 dbname=memu user=u password=s3cr3t-pw",
-        "host=127.0.0.1 port=1 dbname=memu user=u password=s3cr3t-pw",
-        connect_timeout=2,
-    )
-    cfg = Config(**{**base.__dict__, "database": db})
-    report = sync_back(cfg, mask=Masker(cfg.secrets))
-    assert not report.ok and report.error and "s3cr3t-pw" not in report.error
+    secret = "s3cr3t-pw"
+    server = EchoingServer(secret)
+    try:
+        dsn = f"host=127.0.0.1 port={server.port} dbname=memu user=u password={secret}"
+        base = make_cfg()
+        db = DatabaseConfig(dsn, dsn, connect_timeout=5)
+        cfg = Config(**{**base.__dict__, "database": db})
+        report = sync_back(cfg, mask=Masker(cfg.secrets))
+    finally:
+        server.close()
+    assert server.answered >= 1  # the error really came back with the secret in it
+    assert not report.ok and report.error
+    assert "rejected" in report.error and '"***"' in report.error, report.error
+    assert secret not in report.error
 
 
 def test_not_configured_is_skipped_and_says_so() -> None:

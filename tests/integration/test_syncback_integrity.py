@@ -72,10 +72,10 @@ def disable_by_hand(pair: MemuPair) -> None:
 def test_manual_syncback_without_baseline_merges_before_repairing(memu_pair: MemuPair) -> None:
     pair = memu_pair
     with pair.primary.connect() as p:
-        old = write_memory(p, summary="before the split")
+        old = write_memory(p, text="before the split")
     disable_by_hand(pair)
     with pair.standby.connect() as s:
-        mine = [write_memory(s, summary=f"standby only {i}") for i in range(3)]
+        mine = [write_memory(s, text=f"standby only {i}") for i in range(3)]
         s.execute(
             "UPDATE memory_items SET summary = 'edited on the standby', updated_at = updated_at + 60 "
             "WHERE id = %s",
@@ -102,7 +102,7 @@ def test_discard_standby_only_lists_then_quarantines(memu_pair: MemuPair) -> Non
     pair = memu_pair
     disable_by_hand(pair)
     with pair.standby.connect() as s:
-        stray = write_memory(s, summary="stray")
+        stray = write_memory(s, text="stray")
     dry = run(pair, split=False, discard_standby_only=True, dry_run=True)
     listed = "\n".join(dry.lines())
     assert f"would discard memory_items {stray['memory_item_id']}" in listed
@@ -139,7 +139,7 @@ def _wait_slot_at_tip(pair: MemuPair) -> None:
 def test_primary_first_edit_after_an_idle_split_reaches_the_standby(memu_pair: MemuPair) -> None:
     pair = memu_pair
     with pair.primary.connect() as p:
-        m = write_memory(p, summary="old")
+        m = write_memory(p, text="old")
     _wait_slot_at_tip(pair)
     split(pair)
     with pair.primary.connect() as p:  # the first transaction after the split
@@ -149,7 +149,7 @@ def test_primary_first_edit_after_an_idle_split_reaches_the_standby(memu_pair: M
             [m["memory_item_id"]],
         )
     with pair.standby.connect() as s:
-        write_memory(s, summary="standby wrote")
+        write_memory(s, text="standby wrote")
     assert run(pair, serving=True).ok
     report = run(pair)
     assert report.ok, report.error
@@ -164,9 +164,9 @@ def test_primary_first_edit_after_an_idle_split_reaches_the_standby(memu_pair: M
 def test_deletes_on_the_standby_reach_the_primary(memu_pair: MemuPair) -> None:
     pair = memu_pair
     with pair.primary.connect() as p:
-        gone = write_memory(p, summary="deleted on the standby", category="c-gone")
-        edited = write_memory(p, summary="deleted there, edited here", category="c-edit")
-        linked = write_memory(p, summary="resource deleted there, new link here", category="c-l")
+        gone = write_memory(p, text="deleted on the standby", category="c-gone")
+        edited = write_memory(p, text="deleted there, edited here", category="c-edit")
+        linked = write_memory(p, text="resource deleted there, new link here", category="c-l")
     settled_split(pair)
     with pair.standby.connect() as s:
         s.execute("DELETE FROM resources WHERE id = %s", [gone["resource_id"]])  # cascades
@@ -204,7 +204,7 @@ def test_deletes_on_the_standby_reach_the_primary(memu_pair: MemuPair) -> None:
 def test_an_orphan_is_set_aside_and_never_blocks_the_rest(memu_pair: MemuPair) -> None:
     pair = memu_pair
     with pair.primary.connect() as p:
-        m = write_memory(p, summary="parent deleted on the primary")
+        m = write_memory(p, text="parent deleted on the primary")
     split(pair)
     with pair.standby.connect() as s:
         s.execute(
@@ -212,7 +212,7 @@ def test_an_orphan_is_set_aside_and_never_blocks_the_rest(memu_pair: MemuPair) -
             "WHERE id = %s",
             [m["memory_item_id"]],
         )
-        others = [write_memory(s, summary=f"other {i}") for i in range(5)]
+        others = [write_memory(s, text=f"other {i}") for i in range(5)]
     with pair.primary.connect() as p:
         p.execute("DELETE FROM resources WHERE id = %s", [m["resource_id"]])
     report = run(pair)
@@ -263,9 +263,9 @@ def test_a_give_back_killed_after_the_reconcile_commit_revives_nothing(
     pair = memu_pair
     split(pair)
     with pair.primary.connect() as p:  # copied to the standby by the reconcile
-        later = write_memory(p, summary="written on the primary during the split")
+        later = write_memory(p, text="written on the primary during the split")
     with pair.standby.connect() as s:
-        mine = write_memory(s, summary="written on the standby")
+        mine = write_memory(s, text="written on the standby")
     assert _runner(pair, tmp_path, "final", "reconcile:after-commit") == -9
     with pair.primary.connect() as p:  # deleted on the primary before the next check
         p.execute("DELETE FROM resources WHERE id = %s", [later["resource_id"]])
@@ -282,7 +282,7 @@ def test_a_give_back_killed_after_the_reconcile_commit_revives_nothing(
 def test_quarantine_list_and_restore(memu_pair: MemuPair, tmp_path: Path) -> None:
     pair = memu_pair
     with pair.primary.connect() as p:
-        gone = write_memory(p, summary="to be restored")
+        gone = write_memory(p, text="to be restored")
     settled_split(pair)
     with pair.standby.connect() as s:
         s.execute("DELETE FROM resources WHERE id = %s", [gone["resource_id"]])
@@ -345,7 +345,7 @@ def test_takeover_records_the_keys(pg18_pair: MemuPair) -> None:
     pair = pg18_pair
     with pair.primary.connect() as p:
         for i in range(3):
-            write_memory(p, summary=f"m{i}")
+            write_memory(p, text=f"m{i}")
     pair.wait_caught_up()
     cfg = cfg_for(pair)
     step = disable_subscription(cfg, Masker())
@@ -362,8 +362,8 @@ def test_a_row_merged_while_serving_then_deleted_on_the_standby_goes(memu_pair: 
     pair = memu_pair
     split(pair)
     with pair.standby.connect() as s:
-        brief = write_memory(s, summary="written, merged while serving, then deleted")
-        kept = write_memory(s, summary="written and kept")
+        brief = write_memory(s, text="written, merged while serving, then deleted")
+        kept = write_memory(s, text="written and kept")
     assert run(pair, serving=True).ok
     assert exists(pair, "primary", "memory_items", brief["memory_item_id"])
     with pair.standby.connect() as s:  # after the bulk merge, before the final pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -111,10 +112,16 @@ def test_lock_wait_gets_it_when_released(tmp_path: Path) -> None:
     ready = ctx.Event()
     proc = ctx.Process(target=_hold, args=(str(tmp_path), 0.5, ready))
     proc.start()
-    assert ready.wait(10)
-    with exclusive(tmp_path, wait=30):
-        pass
-    proc.join()
+    try:
+        assert ready.wait(10)
+        held_from = time.monotonic()
+        with exclusive(tmp_path, wait=30):
+            waited = time.monotonic() - held_from
+            assert (tmp_path / "ocf.lock").read_text().strip() == str(os.getpid())
+    finally:
+        proc.join()
+    # it waited for the holder's 0.5 s, instead of taking a lock that was held
+    assert waited >= 0.4
 
 
 def test_deadline_interrupts_a_hung_call() -> None:
@@ -123,9 +130,12 @@ def test_deadline_interrupts_a_hung_call() -> None:
 
 
 def test_deadline_is_cleared_after_the_block() -> None:
+    handler = signal.getsignal(signal.SIGALRM)
     with deadline(0.2):
-        pass
-    time.sleep(0.4)  # no alarm fires after the block
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 0
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # no alarm left to fire
+    assert signal.getsignal(signal.SIGALRM) is handler  # the previous handler is back
+    time.sleep(0.4)  # and none fires: DeadlineExceeded would fail the test here
 
 
 @pytest.mark.parametrize(

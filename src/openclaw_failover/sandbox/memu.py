@@ -11,12 +11,13 @@ resource, a memory item with its embedding, the category got or created by
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import struct
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -49,12 +50,17 @@ def schema_sql(*, vector: bool, with_alembic_row: bool = True) -> str:
         lines = [line for line in lines if not line.lstrip().startswith("INSERT INTO alembic")]
     if not vector:
         lines = [line for line in lines if not re.match(r"\s*CREATE EXTENSION .*vector", line)]
-        return _VECTOR_TYPE.sub("float8[]", "\n".join(lines) + "\n")
+        script = _VECTOR_TYPE.sub("float8[]", "\n".join(lines) + "\n")
+        if re.search(r"\bvector\b", script):
+            raise ValueError("memu-schema.sql uses `vector` in a way the float8[] variant misses")
+        return script
     return "\n".join(lines) + "\n"
 
 
 def create_memu(cluster: Cluster, *, vector: bool) -> None:
     """``CREATE DATABASE memu`` on ``cluster`` and load the schema into it."""
+    if vector and not cluster.vector:
+        raise ValueError(f"PostgreSQL in {cluster.bin_dir} has no pgvector")
     with cluster.connect("postgres") as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(MEMU_DB)))
     with cluster.connect(MEMU_DB) as conn:
@@ -63,24 +69,48 @@ def create_memu(cluster: Cluster, *, vector: bool) -> None:
 
 def replicate(primary: Cluster, standby: Cluster, timeout: float = 30.0) -> None:
     """Publication on the primary, subscription (initial copy) on the standby; caught up."""
-    with primary.connect() as conn:
-        conn.execute(
-            sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(PUBLICATION))
-        )
-    with standby.connect() as conn:
-        conn.execute("DELETE FROM alembic_version")  # the initial copy brings the primary's row
-        conn.execute(
-            sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {}").format(
-                sql.Identifier(SUBSCRIPTION),
-                sql.Literal(primary.dsn()),
-                sql.Identifier(PUBLICATION),
-            )
-        )
-    wait_caught_up(primary, standby, timeout)
+    publish(primary)
+    subscribe(primary, standby, timeout=timeout)
 
 
-def _poll(done: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
+def publish(primary: Cluster) -> None:
+    """``CREATE PUBLICATION memu_pub FOR ALL TABLES``."""
+    primary.execute(
+        sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(sql.Identifier(PUBLICATION))
+    )
+
+
+def subscribe(
+    primary: Cluster,
+    standby: Cluster,
+    *,
+    copy_data: bool = True,
+    wait: bool = True,
+    timeout: float = 30.0,
+    diagnostics: Callable[[], str] | None = None,
+) -> None:
+    """``CREATE SUBSCRIPTION memu_sub`` on the standby (and its slot on the primary).
+
+    ``copy_data`` first empties the standby's ``alembic_version`` (the initial
+    copy brings the primary's row); ``wait`` waits until it caught up."""
+    if copy_data:
+        standby.execute("DELETE FROM alembic_version")
+    standby.execute(
+        sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (copy_data = {})").format(
+            sql.Identifier(SUBSCRIPTION),
+            sql.Literal(primary.dsn()),
+            sql.Identifier(PUBLICATION),
+            sql.SQL("true" if copy_data else "false"),
+        )
+    )
+    if wait:
+        wait_caught_up(primary, standby, timeout, diagnostics)
+
+
+def _poll(
+    done: Callable[[], bool], end: float, what: str, diagnostics: Callable[[], str] | None
+) -> None:
+    delay = 0.005
     while True:
         try:
             if done():
@@ -88,24 +118,34 @@ def _poll(done: Callable[[], bool], timeout: float, what: str) -> None:
         except psycopg.OperationalError:
             pass
         if time.monotonic() > end:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
+            more = f"\n{diagnostics()}" if diagnostics else ""
+            raise TimeoutError(f"timed out waiting for {what}{more}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.05)
 
 
-def wait_caught_up(primary: Cluster, standby: Cluster, timeout: float = 30.0) -> None:
+def wait_caught_up(
+    primary: Cluster,
+    standby: Cluster,
+    timeout: float = 30.0,
+    diagnostics: Callable[[], str] | None = None,
+) -> None:
     """Wait until the standby applied everything the primary committed so far.
 
     The initial copy must be done; then a marker is put into the primary's WAL
     (``pg_logical_emit_message``, non-transactional) and the standby's apply
-    worker must have received WAL past it: it applies in order."""
+    worker must have received WAL past it: it applies in order.  On timeout
+    the :class:`TimeoutError` ends with what ``diagnostics()`` says."""
+    end = time.monotonic() + timeout
     _poll(
         lambda: (
             not standby.scalar(
                 "SELECT count(*) FROM pg_subscription_rel WHERE srsubstate NOT IN ('r', 's')"
             )
         ),
-        timeout,
+        end,
         "the initial table copy",
+        diagnostics,
     )
     target = primary.scalar("SELECT pg_logical_emit_message(false, 'ocf', 'caught-up?')::text")
     worker = "relid IS NULL" + (" AND leader_pid IS NULL" if _major(standby) >= 16 else "")
@@ -115,13 +155,29 @@ def wait_caught_up(primary: Cluster, standby: Cluster, timeout: float = 30.0) ->
     )
     _poll(
         lambda: bool(standby.scalar(query, (target, SUBSCRIPTION))),
-        timeout,
+        end,
         f"the standby to apply up to {target}",
+        diagnostics,
     )
 
 
 def _major(cluster: Cluster) -> int:
     return int(cluster.scalar("SHOW server_version_num")) // 10000
+
+
+def replication_diagnostics(primary: Cluster, standby: Cluster) -> str:
+    """The subscription's state and the tails of both servers' logs (for failure messages)."""
+    parts: list[str] = []
+    with contextlib.suppress(psycopg.Error):
+        stat = standby.query(
+            "SELECT * FROM pg_stat_subscription WHERE subname = %s", (SUBSCRIPTION,)
+        )
+        parts.append(f"pg_stat_subscription: {stat!r}")
+        rel = standby.query("SELECT srrelid::regclass::text, srsubstate FROM pg_subscription_rel")
+        parts.append(f"pg_subscription_rel: {rel!r}")
+    for name, cluster in (("primary", primary), ("standby", standby)):
+        parts.append(f"--- {name} log ({cluster.unit.log_file}):\n{cluster.unit.log(25)}")
+    return "\n".join(parts)
 
 
 @dataclass(frozen=True)
@@ -176,21 +232,44 @@ def embedding_type(conn: psycopg.Connection[Any]) -> str:
     return "vector" if row[0] == "vector" else "float8[]"
 
 
-def _embedding(kind: str, dim: int = 8) -> str:
-    """Random float4-exact values, as ``[..]`` (vector) or ``{..}`` (float8[]) text."""
-    rng = random.Random()
-    values = [struct.unpack("f", struct.pack("f", rng.uniform(-1, 1)))[0] for _ in range(dim)]
-    body = ",".join(repr(v) for v in values)
+def float4_values(n: int, rng: random.Random | None = None) -> list[float]:
+    """``n`` random floats in [-1, 1), exact as float4 (pgvector stores float4)."""
+    rng = rng or random.Random()
+    return [struct.unpack("f", struct.pack("f", rng.uniform(-1.0, 1.0)))[0] for _ in range(n)]
+
+
+def embedding_literal(values: Sequence[float], kind: str) -> str:
+    """Text input of an embedding: ``[1.5,2.0]`` for ``vector``, ``{1.5,2.0}`` for ``float8[]``."""
+    body = ",".join(repr(float(v)) for v in values)
     return f"[{body}]" if kind == "vector" else f"{{{body}}}"
 
 
+def _embedding(kind: str, dim: int = 8) -> str:
+    """Random float4-exact values as embedding text."""
+    return embedding_literal(float4_values(dim), kind)
+
+
 def write_memory(
-    conn: psycopg.Connection[Any], text: str, category: str, scope: str = DEFAULT_SCOPE
+    conn: psycopg.Connection[Any],
+    text: str = "The user prefers green tea to coffee.",
+    category: str = "personal_info",
+    scope: str = DEFAULT_SCOPE,
+    *,
+    embedding: Sequence[float] | None = None,
+    dim: int = 8,
+    updated_at: float | None = None,
 ) -> dict[str, str]:
-    """Write one memory as memU does, in one transaction; the ids written."""
+    """Write one memory as memU does, in one transaction; the ids written.
+
+    The memory item's embedding is ``embedding``, else ``dim`` random float4
+    values; ``updated_at`` (epoch seconds, default now) is also the new rows'
+    ``created_at``."""
     kind = embedding_type(conn)
     cast = sql.SQL(kind)
-    now = time.time()
+    now = time.time() if updated_at is None else float(updated_at)
+    item_embedding = (
+        _embedding(kind, dim) if embedding is None else embedding_literal(embedding, kind)
+    )
     ids = {k: str(uuid.uuid4()) for k in ("resource_id", "memory_item_id", "category_item_id")}
     with conn.transaction():
         conn.execute(
@@ -212,7 +291,7 @@ def write_memory(
                 " embedding, created_at, updated_at) VALUES (%s, %s, %s, 'profile', %s, %s::{},"
                 " %s, %s)"
             ).format(cast),
-            (ids["memory_item_id"], scope, ids["resource_id"], text, _embedding(kind), now, now),
+            (ids["memory_item_id"], scope, ids["resource_id"], text, item_embedding, now, now),
         )
         ids["category_id"] = _category(conn, cast, kind, scope, category, now)
         conn.execute(
@@ -278,15 +357,36 @@ def table_rows(cluster: Cluster, table: str) -> dict[str, tuple[Any, ...]]:
         return {str(row[index]): tuple(row) for row in rows.fetchall()}
 
 
+Rows = Mapping[str, tuple[Any, ...]]
+
+
+def _compare(left: Rows, right: Rows) -> tuple[list[str], list[str], list[str]]:
+    """Keys only on the left, only on the right, and on both with other values (sorted)."""
+    changed = [k for k in left.keys() & right.keys() if left[k] != right[k]]
+    return sorted(left.keys() - right.keys()), sorted(right.keys() - left.keys()), sorted(changed)
+
+
 def differences(primary: Cluster, standby: Cluster) -> dict[str, str]:
     """Per table, how the standby differs from the primary (empty: equal)."""
     out: dict[str, str] = {}
     for table in MEMU_TABLES:
-        p, s = table_rows(primary, table), table_rows(standby, table)
-        only_p, only_s = len(p.keys() - s.keys()), len(s.keys() - p.keys())
-        changed = sum(1 for k in p.keys() & s.keys() if p[k] != s[k])
+        only_p, only_s, changed = _compare(table_rows(primary, table), table_rows(standby, table))
         if only_p or only_s or changed:
             out[table] = (
-                f"{only_p} only on the primary, {only_s} only on the standby, {changed} differ"
+                f"{len(only_p)} only on the primary, {len(only_s)} only on the standby,"
+                f" {len(changed)} differ"
             )
+    return out
+
+
+def diff_rows(left: Rows, right: Rows, limit: int = 5) -> list[str]:
+    """The differences of two :func:`table_rows` results, row by row (empty: equal)."""
+    only_left, only_right, changed = _compare(left, right)
+    out = [f"{len(only_left)} only on the first: {only_left[:limit]}"] if only_left else []
+    if only_right:
+        out.append(f"{len(only_right)} only on the second: {only_right[:limit]}")
+    for key in changed[:limit]:
+        out.append(f"{key!r} differs:\n    {left[key]!r}\n    {right[key]!r}")
+    if len(changed) > limit:
+        out.append(f"... {len(changed) - limit} more rows differ")
     return out

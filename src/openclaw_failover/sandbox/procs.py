@@ -206,17 +206,25 @@ class Unit:
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
 
-    def stop(self, timeout: float = 10.0, *, kill: bool = False) -> bool:
+    def stop(
+        self, timeout: float = 10.0, *, kill: bool = False, signal_name: str | None = None
+    ) -> bool:
         """Stop it (SIGKILL at once with ``kill``: a crash); True when it was running.
 
+        ``signal_name`` replaces the unit's stop signal for this stop.
         Processes it left behind in other sessions (sshd's per-connection
-        processes) are killed too, like a host going down."""
+        processes) are killed too, like a host going down; after ``kill`` none
+        of them is left when this returns."""
         pid = self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
+        if kill:  # frozen first: it starts no new child between the census and the kill
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGSTOP)
         below = descendants(pid)
-        sig = signal.SIGKILL if kill else signal.Signals[self.spec().stop_signal]
+        name = signal_name or self.spec().stop_signal
+        sig = signal.SIGKILL if kill else signal.Signals[name]
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         if not wait_until(lambda: not pid_alive(pid), timeout):
@@ -226,6 +234,8 @@ class Unit:
         for child in below:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(child, signal.SIGKILL)
+        if kill:
+            wait_until(lambda: not any(pid_alive(child) for child in below), 5.0, 0.01)
         _children.pop(pid, None)
         self.pid_file.unlink(missing_ok=True)  # only now: an interrupted stop can be redone
         return True

@@ -192,14 +192,15 @@ class PrimarySSH:
 
 class BlackHole:
     """A port that accepts TCP connections and never answers: how a host that lost
-    power looks from the LAN (no SSH banner: ``unreachable``, not ``refused``)."""
+    power looks from the LAN (no SSH banner: ``unreachable``, not ``refused``).
+    ``port`` 0 picks a free one (then in :attr:`port`)."""
 
-    def __init__(self, port: int) -> None:
-        self.port = port
+    def __init__(self, port: int = 0) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((LOOPBACK, port))
         self._sock.listen(16)
+        self.port = int(self._sock.getsockname()[1])
         self._held: list[socket.socket] = []
         self._thread = threading.Thread(target=self._serve, name="black-hole", daemon=True)
         self._thread.start()
