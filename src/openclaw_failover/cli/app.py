@@ -16,7 +16,6 @@ import click
 from openclaw_failover import __version__
 from openclaw_failover.config.loader import Config, ConfigError, find_config, load_config
 from openclaw_failover.config.secrets import Masker
-from openclaw_failover.core.events import Paused, Resumed, SyncedBack
 from openclaw_failover.engine.store import StateStore
 from openclaw_failover.engine.tick import ExitStatus, Tick, TickResult
 from openclaw_failover.local import logs
@@ -206,6 +205,8 @@ def _set_paused(c: Context, paused: bool) -> None:
                 state = recovery.recover(cfg, store, warning, facts, now)
             state = replace(state, paused=paused, paused_since=now if paused else None)
             store.save(state)
+            from openclaw_failover.core.events import Paused, Resumed
+
             store.append_event(Paused() if paused else Resumed())
     except Busy:
         raise Failed("another check is running; try again") from None
@@ -272,6 +273,8 @@ def syncback(c: Context, dry_run: bool, as_json: bool, discard_standby_only: boo
     except Busy:
         raise Failed("another check is running; try again") from None
     if not dry_run and not report.skipped:
+        from openclaw_failover.core.events import SyncedBack
+
         StateStore(cfg.state_dir).append_event(SyncedBack(report.counts()))
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, sort_keys=True, default=str))

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from openclaw_failover.core.events import SyncCounts
+if TYPE_CHECKING:
+    from openclaw_failover.core.events import SyncCounts
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,13 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from openclaw_failover.core.events import Event, Payload, parse_event
 from openclaw_failover.core.state import State
 from openclaw_failover.local import safefs
+
+if TYPE_CHECKING:
+    from openclaw_failover.core.events import Event, Payload
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
@@ -87,6 +90,8 @@ class StateStore:
 
     def append_event(self, payload: Payload, *, now: float | None = None) -> None:
         """Append one typed event (see core.events); a log failure is logged, never fatal."""
+        from openclaw_failover.core.events import Event  # not on a healthy tick
+
         event = Event(round(time.time() if now is None else now, 3), payload)
         line = json.dumps(event.to_json(), sort_keys=True, default=str) + "\n"
         try:
@@ -128,6 +133,8 @@ class StateStore:
 def iter_events_backwards(paths: list[Path]) -> Iterator[Event]:
     """Events from the end of each file in turn, typed by ``parse_event``: lines that are
     not an event (not UTF-8, cut short, too long, a list, an unknown type) are skipped."""
+    from openclaw_failover.core.events import parse_event
+
     for path in paths:
         try:
             for line in safefs.lines_backwards(path, EVENTS_MAX_BYTES * 2):

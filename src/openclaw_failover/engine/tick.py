@@ -13,10 +13,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from openclaw_failover.config.loader import Config
 from openclaw_failover.config.secrets import Masker
-from openclaw_failover.core import events as ev
 from openclaw_failover.core.decide import (
     Action,
     Decision,
@@ -32,6 +32,9 @@ from openclaw_failover.core.state import State
 from openclaw_failover.engine.lock import Busy, DeadlineExceeded, deadline, exclusive
 from openclaw_failover.engine.store import FENCE_MARKER, StateStore
 from openclaw_failover.notify import telegram as notify
+
+if TYPE_CHECKING:
+    from openclaw_failover.core import events as ev
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +169,8 @@ class Tick:
             (log.debug if ping.succeeded(line) else log.warning)("%s", line)
 
     def _guarded(self) -> TickResult:
+        from openclaw_failover.core import events as ev  # not on a healthy tick
+
         self._ends_at = time.monotonic() + self.cfg.check.deadline
         try:
             with deadline(self.cfg.check.deadline):
@@ -253,6 +258,8 @@ class Tick:
 
     def _queue(self, state: State, actions: Sequence[Action], now: float) -> State:
         """Render every Notify among ``actions`` into the state's outbox."""
+        from openclaw_failover.core import events as ev  # not on a healthy tick
+
         notices = [
             notify.new_notice(self.cfg, a.kind, reason=a.reason, detail=a.detail, now=now)
             for a in actions
@@ -263,6 +270,8 @@ class Tick:
         return replace(state, outbox=[*state.outbox, *notices]) if notices else state
 
     def _deliver(self, state: State) -> State:
+        from openclaw_failover.core import events as ev  # not on a healthy tick
+
         if not state.outbox:
             return state
         if self.cfg.telegram is None:
@@ -299,6 +308,8 @@ class Tick:
     # ------------------------------------------------------------------ persistence
 
     def _transition(self, old: State, new: State, reason: str) -> State:
+        from openclaw_failover.core import events as ev  # not on a healthy tick
+
         if old.role != new.role and self.dry_run:  # nothing happened: say what would
             log.info("dry run: would change role %s -> %s: %s", old.role, new.role, would(reason))
         elif old.role != new.role:
@@ -323,6 +334,8 @@ class Tick:
     def _probe_changed(self, state: State, obs: Observation) -> None:
         """One event each time the probe's class changes (healthy -> slow -> unreachable
         ...): every class reaches `ocf history` without an event per check."""
+        from openclaw_failover.core import events as ev  # not on a healthy tick
+
         was = (state.last_probe or {}).get("status")
         final = obs.final
         if was != str(final.status):
@@ -331,6 +344,8 @@ class Tick:
             )
 
     def _log_reason(self, result: TickResult) -> None:
+        from openclaw_failover.core import events as ev  # not on a healthy tick
+
         if self.dry_run:
             result.reason = would(result.reason)
         prefix = "dry run: " if self.dry_run else ""
@@ -341,6 +356,8 @@ class Tick:
 
 def action_event(result: Result, duration: float) -> ev.Payload:
     """The typed event of one action's result (a give-back's carries its sync-back)."""
+    from openclaw_failover.core import events as ev  # not on a healthy tick
+
     steps, ok, detail = tuple(result.steps), result.ok, result.detail
     if isinstance(result, GiveBackResult):
         return ev.GaveBack(ok, detail, steps, duration, sync=result.sync)
