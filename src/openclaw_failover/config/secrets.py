@@ -1,6 +1,7 @@
 """The one masker: every text that leaves ocf (logs, events, status, notices, errors)
 passes through a :class:`Masker` built from the config's secrets, then, if it must be
-short, through :func:`shorten` (mask first, then shorten).  A command builds it once:
+short, through :func:`shorten` (mask first, then shorten).  The text helpers that
+put a message on one line live here too, so there is one of each.  A command builds it once:
 ``cfg.masker``.
 """
 
@@ -39,7 +40,22 @@ class Masker:
         return _BOT_TOKEN.sub("bot" + MASK, text)
 
 
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines too) as one space."""
+    return " ".join(str(text).split())
+
+
+def joined_lines(text: str) -> str:
+    """Several lines (libpq's messages) as one, joined with "; "."""
+    return "; ".join(line for line in (one_line(x) for x in str(text).splitlines()) if line)
+
+
+def describe(exc: BaseException) -> str:
+    """An exception on one line: its message, or its type's name when that is empty."""
+    return joined_lines(str(exc)) or type(exc).__name__
+
+
 def shorten(text: str, limit: int) -> str:
     """``text`` on one line, cut to ``limit`` characters; call it on masked text only."""
-    line = " ".join(text.split())
+    line = one_line(text)
     return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from openclaw_failover import __version__
-from openclaw_failover.config.secrets import shorten
+from openclaw_failover.config.secrets import one_line, shorten
 
 OK_PREFIX = "ping ok"
 FAILED_PREFIX = "ping failed"
@@ -88,13 +88,9 @@ def _why(exc: Exception) -> str:
         if isinstance(reason, TimeoutError):
             return "timed out"
         text = getattr(reason, "strerror", None) or str(reason)
-        return _one_line(str(text))
+        return one_line(str(text))
     if isinstance(exc, TimeoutError):
         return "timed out"
     if isinstance(exc, OSError) and exc.strerror:
-        return _one_line(exc.strerror)
-    return _one_line(f"{type(exc).__name__}: {exc}")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())  # whole: the caller masks, then shortens
+        return one_line(exc.strerror)
+    return one_line(f"{type(exc).__name__}: {exc}")

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from openclaw_failover.config.loader import Config, DatabaseConfig
-from openclaw_failover.config.secrets import Masker
+from openclaw_failover.config.secrets import Masker, describe
 
 STATEMENT_TIMEOUT_MS = 5000
 
@@ -101,7 +101,7 @@ def _connect(side: Side, dsn: str, timeout: float) -> None:
             options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
         )
     except Exception as exc:
-        side.error = _one_line(exc)
+        side.error = describe(exc)
         return
     side.conn = conn
     number = conn.info.server_version
@@ -116,7 +116,7 @@ def _read(side: Side, reader: Callable[[psycopg.Connection[Any]], None]) -> None
     try:
         reader(side.conn)
     except Exception as exc:
-        side.error = f"query failed: {_one_line(exc)}"
+        side.error = f"query failed: {describe(exc)}"
 
 
 def _read_standby(facts: Facts, conn: psycopg.Connection[Any], name: str) -> None:
@@ -178,12 +178,6 @@ def _read_primary(facts: Facts, conn: psycopg.Connection[Any], name: str) -> Non
     ).fetchone()
     if row is not None:
         facts.slot = Slot(bool(row[0]), row[1], None if row[2] is None else int(row[2]))
-
-
-def _one_line(exc: BaseException) -> str:
-    """libpq's lines joined with "; " ("... Connection refused; Is the server running ...")."""
-    lines = (" ".join(line.split()) for line in str(exc).splitlines())
-    return "; ".join(line for line in lines if line) or type(exc).__name__
 
 
 # --------------------------------------------------------------------------- status

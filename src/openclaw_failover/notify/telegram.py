@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from openclaw_failover.config.loader import DEFAULT_MESSAGES, Config, TelegramConfig
-from openclaw_failover.config.secrets import Masker
+from openclaw_failover.config.secrets import Masker, shorten
 from openclaw_failover.core.model import Notice
 
 if TYPE_CHECKING:
@@ -120,11 +120,6 @@ def new_notice(cfg: Config, kind: str, *, reason: str = "", detail: str = "", no
 
 def _fit(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "\u2026"
-
-
-def _one_line(text: str, limit: int = MAX_ERROR) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- delivery
@@ -288,7 +283,7 @@ class _Sender:
         try:
             self.on_sent(notice)
         except Exception as exc:  # cannot record it: stop rather than risk resending
-            error = _one_line(self.mask(f"saving state after sending failed: {exc!r}"))
+            error = shorten(self.mask(f"saving state after sending failed: {exc!r}"), MAX_ERROR)
             self.report.errors.append(f"{notice.kind} notice {notice.id[:8]}: {error}")
             log.error("%s", self.report.errors[-1])
             return False
@@ -297,7 +292,7 @@ class _Sender:
     def _failed(self, notice: Notice, exc: BaseException) -> bool:
         error, go_on, wait = _classify(exc, self.tg.timeout)
         notice.attempts += 1
-        notice.last_error = _one_line(self.mask(error))
+        notice.last_error = shorten(self.mask(error), MAX_ERROR)
         if wait is not None:
             notice.next_try_at = self.now + self.slept + wait
         self.report.errors.append(f"{notice.kind} notice {notice.id[:8]}: {notice.last_error}")
@@ -311,7 +306,7 @@ class _Sender:
         if target is not None and target.id not in done:
             self._failed(target, exc)
             return
-        error = _one_line(self.mask(f"unexpected error: {type(exc).__name__}: {exc}"))
+        error = shorten(self.mask(f"unexpected error: {type(exc).__name__}: {exc}"), MAX_ERROR)
         self.report.errors.append(error)
         log.warning("Telegram delivery: %s", error)
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from openclaw_failover.config.secrets import shorten
 from openclaw_failover.core.events import (
     DeadlineHit,
     Event,
@@ -140,7 +141,7 @@ def _detail(e: Event, settled: set[str]) -> str:
         text = p.reason
     elif isinstance(p, ProbeChanged):
         text = f"{p.was or '?'} -> {p.status or '?'}: {p.detail}"
-    return _one_line(text)
+    return shorten(text, MAX_DETAIL)
 
 
 def _action(p: TookOver | GaveBack | RestartedLocal | Fenced) -> str:
@@ -151,8 +152,3 @@ def _action(p: TookOver | GaveBack | RestartedLocal | Fenced) -> str:
     if isinstance(p, GaveBack) and p.sync and p.sync.summary:
         parts.append(p.sync.summary)
     return text + (": " + "; ".join(parts) if parts else "")
-
-
-def _one_line(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 3] + "..."

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import paramiko
 
-from openclaw_failover.primary.remote import check_key_file, describe, known_hosts_name
+from openclaw_failover.config.secrets import describe
+from openclaw_failover.primary.remote import check_key_file, known_hosts_name
 
 DEFAULT_PORT = 18789
 GATEWAY_LABEL = "ai.openclaw.gateway"

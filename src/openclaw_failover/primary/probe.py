@@ -25,7 +25,7 @@ import paramiko
 from paramiko.ssh_exception import ChannelException, SSHException
 
 from openclaw_failover.config.loader import Config
-from openclaw_failover.config.secrets import Masker
+from openclaw_failover.config.secrets import Masker, describe, one_line
 from openclaw_failover.core.model import CommandResult, ProbeResult, ProbeStatus
 from openclaw_failover.local.httpcheck import (
     BadAnswer,
@@ -77,7 +77,7 @@ def probe_primary(cfg: Config, mask: Masker) -> ProbeResult:
     except remote.RemoteError as err:
         outcome = _Outcome(err.status, err.detail)
     except Exception as exc:  # connect() classifies everything; belt and braces
-        outcome = _Outcome(ProbeStatus.PROBE_ERROR, f"probe failed: {remote.describe(exc)}")
+        outcome = _Outcome(ProbeStatus.PROBE_ERROR, f"probe failed: {describe(exc)}")
     else:
         try:
             return probe_over(cfg, client, mask, start)
@@ -96,7 +96,7 @@ def probe_over(
         outcome = _probe_connected(cfg, client, mask)
     except Exception as exc:
         log.debug("probe failed unexpectedly", exc_info=True)
-        outcome = _Outcome(ProbeStatus.PROBE_ERROR, f"probe failed: {remote.describe(exc)}")
+        outcome = _Outcome(ProbeStatus.PROBE_ERROR, f"probe failed: {describe(exc)}")
     if prefix:
         outcome = _Outcome(
             outcome.status, prefix + outcome.detail, outcome.method, outcome.http_status
@@ -113,7 +113,7 @@ def _result(outcome: _Outcome, start: float, mask: Masker) -> ProbeResult:
     result = ProbeResult(
         status=outcome.status,
         latency=time.monotonic() - start,
-        detail=mask(remote.one_line(outcome.detail)),
+        detail=mask(one_line(outcome.detail)),
         method=outcome.method,
         http_status=outcome.http_status,
     )
@@ -152,7 +152,7 @@ def _probe_direct(cfg: Config, client: paramiko.SSHClient) -> _Outcome:
         if isinstance(exc, TimeoutError) or "timeout" in str(exc).lower():
             why = f"sshd did not open a channel to {target} within {timeout:g}s"
             return _Outcome(ProbeStatus.GATEWAY_SLOW, why, DIRECT)
-        why = f"cannot open a channel to {target}: {remote.describe(exc)}"
+        why = f"cannot open a channel to {target}: {describe(exc)}"
         return _Outcome(ProbeStatus.GATEWAY_DOWN, why, DIRECT)
     try:
         status = get_status_over(chan, url, timeout)
@@ -175,7 +175,7 @@ def _http_failure(exc: BaseException, timeout: float) -> str:
         return "connection closed without an HTTP answer"
     if isinstance(exc, BadAnswer):
         return "garbage instead of an HTTP answer"
-    return f"no HTTP answer ({remote.describe(exc)})"
+    return f"no HTTP answer ({describe(exc)})"
 
 
 def _lost(cfg: Config) -> _Outcome:
@@ -224,7 +224,7 @@ def _interpret_curl(
         return _Outcome(ProbeStatus.PROBE_ERROR, why, CURL)
     match = re.search(r"(\d{3})\s*$", result.stdout)
     if result.returncode == 0 and match is None:
-        shown = remote.one_line(result.stdout)[:80]
+        shown = one_line(result.stdout)[:80]
         return _Outcome(ProbeStatus.PROBE_ERROR, f"curl printed no HTTP status: {shown!r}", CURL)
     code = int(match.group(1)) if match else 0
     if result.returncode != 0 or code == 0:

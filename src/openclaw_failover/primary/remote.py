@@ -34,7 +34,7 @@ from paramiko.ssh_exception import (
 )
 
 from openclaw_failover.config.loader import Config
-from openclaw_failover.config.secrets import Masker
+from openclaw_failover.config.secrets import Masker, describe, one_line
 from openclaw_failover.core.model import CommandResult, ProbeStatus
 
 log = logging.getLogger(__name__)
@@ -63,16 +63,6 @@ class RemoteError(Exception):
         self.status = status
         self.detail = one_line(detail)
         super().__init__(self.detail)
-
-
-def one_line(text: str) -> str:
-    """Collapse whitespace and newlines so a message fits one log line."""
-    return " ".join(str(text).split())
-
-
-def describe(exc: BaseException) -> str:
-    """``str(exc)`` or, when that is empty (timeouts, EOF), the exception's type name."""
-    return one_line(str(exc)) or type(exc).__name__
 
 
 def endpoint(cfg: Config) -> str:

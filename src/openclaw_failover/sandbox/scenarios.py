@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 import psycopg
 
+from openclaw_failover.config.secrets import describe, shorten
 from openclaw_failover.sandbox import checks, postgres
 from openclaw_failover.sandbox.checks import Scenario
 from openclaw_failover.sandbox.core import Sandbox, SandboxError
@@ -209,5 +210,4 @@ class Demo:
 
 
 def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
+    return shorten(describe(exc), 300)

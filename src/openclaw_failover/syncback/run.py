@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from openclaw_failover.config.loader import Config
-from openclaw_failover.config.secrets import Masker, shorten
+from openclaw_failover.config.secrets import Masker, describe, shorten
 from openclaw_failover.local import faults
 from openclaw_failover.syncback.report import SyncReport
 from openclaw_failover.syncback.splitstate import BASELINE_FILE, read_baseline
@@ -50,7 +50,7 @@ def sync_back(
         try:
             _rows(cfg, report, mask, dry_run, serving, split, discard_standby_only, progress)
         except Exception as exc:  # psycopg.Error, SchemaMismatch, ReconcileError, OSError
-            report.error = _one_line(exc, mask)
+            report.error = shorten(mask(describe(exc)), 300)
             log.debug("sync-back of rows failed", exc_info=True)
             return report
     if cfg.files and split:
@@ -99,11 +99,6 @@ def _rows(
     if rows.finished and not serving and not dry_run:
         faults.point("done:before-clear")
         _forget_split(cfg.state_dir)
-
-
-def _one_line(exc: BaseException, mask: Masker) -> str:
-    """The error on one line: masked first, then shortened (a cut secret is not found)."""
-    return shorten(mask(str(exc)) or type(exc).__name__, 300)
 
 
 def _forget_split(state_dir: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from openclaw_failover.config.loader import Config
-from openclaw_failover.config.secrets import Masker
+from openclaw_failover.config.secrets import Masker, joined_lines
 from openclaw_failover.core.state import Role, State
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,8 @@ class Sink:
             check = Check(
                 self.name,
                 status,
-                _one_line(self.mask(detail)),
-                _one_line(self.mask(fix)),
+                joined_lines(self.mask(detail)),
+                joined_lines(self.mask(fix)),
                 name if seen == 1 else f"{name}#{seen}",
             )
             if not self._closed:
@@ -140,12 +140,6 @@ def _caller() -> str:
 
 
 _SINK_METHODS = frozenset({"add", "ok", "warn", "fail", "skip"})
-
-
-def _one_line(text: str) -> str:
-    """Several lines (libpq's messages) become one, joined with "; "."""
-    lines = (" ".join(line.split()) for line in str(text).splitlines())
-    return "; ".join(line for line in lines if line)
 
 
 # --------------------------------------------------------------------------- context

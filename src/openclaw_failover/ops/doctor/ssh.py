@@ -15,6 +15,7 @@ from pathlib import Path
 import paramiko
 
 from openclaw_failover.config.loader import Config
+from openclaw_failover.config.secrets import describe
 from openclaw_failover.core.model import ProbeResult, ProbeStatus
 from openclaw_failover.ops.doctor.base import DoctorContext, Lookup, RemoteFacts, Sink
 from openclaw_failover.primary import remote
@@ -156,7 +157,7 @@ def _sftp_problem(client: paramiko.SSHClient) -> str | None:
     try:
         client.open_sftp().close()
     except Exception as exc:
-        return remote.describe(exc)
+        return describe(exc)
     return None
 
 

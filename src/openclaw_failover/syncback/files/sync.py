@@ -33,7 +33,7 @@ from pathlib import Path
 import paramiko
 
 from openclaw_failover.config.loader import Config
-from openclaw_failover.config.secrets import Masker
+from openclaw_failover.config.secrets import Masker, describe
 from openclaw_failover.core.model import CommandResult
 from openclaw_failover.local.runner import run
 from openclaw_failover.primary import remote
@@ -170,7 +170,7 @@ def _plan(
                 detail, there = p.conflict_name(root.remote_dir, rrel, ts, info.sha256)
                 verdict = "delivered" if there else verdict
         except _REMOTE_ERRORS as exc:
-            report.errors.append(f"{rrel}: cannot check it on the primary: {remote.describe(exc)}")
+            report.errors.append(f"{rrel}: cannot check it on the primary: {describe(exc)}")
             plan.skip.add(rel)
             continue
         if verdict == "refused":
@@ -340,7 +340,7 @@ def _sync_roots(
         return _sync(cfg, client, roots, bases, report, mask, now)
     except Exception as exc:  # a give-back goes on: report, never raise
         log.debug("file sync failed", exc_info=True)
-        report.errors.append(f"file sync failed: {remote.describe(exc)}")
+        report.errors.append(f"file sync failed: {describe(exc)}")
         return None
     finally:
         client.close()
@@ -374,7 +374,7 @@ def _sync(
                 try:
                     _transfer(cfg, Primary(sftp), root, plan, ts, report, mask)
                 except _REMOTE_ERRORS as exc:  # the other roots still go
-                    report.errors.append(f"{root.label}: {remote.describe(exc)}")
+                    report.errors.append(f"{root.label}: {describe(exc)}")
                     plan.drop(set(plan.copy) | set(plan.conflict))
         kept = {rel: base[rel] for rel in plan.skip if base and rel in base}
         new[root.label] = {r: i for r, i in root.files.items() if r not in plan.skip} | kept
@@ -388,7 +388,7 @@ def _open_sftp(cfg: Config, client: paramiko.SSHClient) -> paramiko.SFTPClient:
         sftp = client.open_sftp()
     except Exception as exc:
         raise RuntimeError(
-            f"no SFTP on the primary ({remote.describe(exc)}): ocf reads the primary's files "
+            f"no SFTP on the primary ({describe(exc)}): ocf reads the primary's files "
             "over SFTP; enable a 'Subsystem sftp' line in its sshd_config"
         ) from None
     channel = sftp.get_channel()
