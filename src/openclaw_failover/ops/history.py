@@ -36,7 +36,6 @@ from openclaw_failover.core.events import (
 )
 from openclaw_failover.engine.store import StateStore, iter_events_backwards
 
-DEFAULT_SINCE = "7d"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
