@@ -31,7 +31,14 @@ Mask = Callable[[str], str]
 
 # gRPC codes etcd uses for "cannot serve this now" (Unavailable, DeadlineExceeded)
 _UNAVAILABLE_CODES = frozenset({4, 14})
-_NO_QUORUM_WORDS = ("no leader", "timed out", "timeout", "leader changed", "not capable")
+_NO_QUORUM_WORDS = (
+    "no leader",
+    "timed out",
+    "timeout",
+    "deadline exceeded",
+    "leader changed",
+    "not capable",
+)
 _BAD_TOKEN_WORDS = ("invalid auth token", "user name is empty")
 
 
