@@ -250,3 +250,60 @@ def test_policy_primary_fences_itself_before_the_lease_runs_out() -> None:
     # the next check (now + interval) would come after last_refresh + ttl: fence now
     assert choose(primary(**lost, last_refresh=991.0)).do is Do.FENCE_SELF
     assert choose(primary(**lost, last_refresh=900.0, on_loss="two_node")).do is Do.HOLD
+    back = primary(serving=False, self_fenced=True, holder="pi2")
+    assert choose(back).do is Do.START_SELF
+    assert choose(primary(serving=False, self_fenced=True, etcd_error="x")).do is Do.HOLD
+
+
+# ------------------------------------------------------------------ config
+
+
+def _doc(tmp_path, **coordination):  # type: ignore[no-untyped-def]
+    key = tmp_path / "key"
+    key.write_text("")
+    return {
+        "primary": {"host": "h", "ssh": {"user": "u", "key_file": str(key),
+                                         "known_hosts": str(key)}},
+        "standby": {"gateway": {"start_command": "true", "stop_command": "true"}},
+        "check": {"interval": 30},
+        "coordination": coordination,
+    }  # fmt: skip
+
+
+def test_config_coordination_defaults_and_secrets(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from openclaw_failover.config import parse_config
+
+    cfg = parse_config(
+        _doc(tmp_path, endpoints=["http://127.0.0.1:2379"], name="pi", user="ocf",
+             password="${ETCD_PASSWORD}"),
+        "c.yaml",
+        {"ETCD_PASSWORD": "etcd-pass-1"},
+    )  # fmt: skip
+    cc = cfg.coordination
+    assert cc is not None and cc.mode == "standby" and cc.ttl == 30
+    assert (cc.on_coordinator_loss, cc.priority, cc.interval) == ("hold", 100, 30.0)
+    assert "etcd-pass-1" in cfg.secrets
+    plain = parse_config({k: v for k, v in _doc(tmp_path).items() if k != "coordination"}, "c", {})
+    assert plain.coordination is None
+
+
+def test_config_coordination_every_error_at_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from openclaw_failover.config import ConfigError, parse_config
+
+    doc = _doc(tmp_path, endpoints=["ftp://x", "http://h:2379"], ttl=1, mode="leader",
+               on_coordinator_loss="panic", cert_file=str(tmp_path / "key"),
+               password="etcd-pass-2")  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        parse_config(doc, "c.yaml", {})
+    text = str(err.value)
+    for expected in (
+        "At 'coordination.name': required key is missing",
+        "At 'coordination.mode': expected one of standby, primary",
+        "At 'coordination.on_coordinator_loss': expected one of hold, two_node",
+        "At 'coordination.endpoints[0]': expected http(s)://host:port",
+        "At 'coordination.ttl': must be at least 2, got 1",
+        "At 'coordination.key_file': required when coordination.cert_file is set",
+        "At 'coordination.user': required when coordination.password is set",
+    ):
+        assert expected in text, text
+    assert "etcd-pass-2" not in text

@@ -20,6 +20,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from openclaw_failover import safeyaml
+from openclaw_failover.coord import settings as coord_settings
+from openclaw_failover.coord.settings import CoordinationConfig
 from openclaw_failover.runner import Masker
 from openclaw_failover.schema import Command, Key, ListOf, Schema, Validator
 from openclaw_failover.schema import iter_keys as _iter_keys
@@ -51,6 +53,11 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "answered; ocf stopped one of them. ({reason}; {time})",
     "isolated": "{standby} was cut off and did NOT take over from {primary}: {reason}. "
     "{detail} ({time})",
+    # coordination (etcd): {detail} names the host the notice is about
+    "leader_changed": "Leader is now {detail}: it serves the gateway. ({reason}; {time})",
+    "coordinator_lost": "{detail} cannot reach an etcd quorum: no role change. ({reason}; {time})",
+    "fenced_self": "{detail} FENCED ITSELF - it could not refresh its leader key, its gateway "
+    "is stopped. ({reason}; {time})",
 }
 TEMPLATE_FIELDS = frozenset({"primary", "standby", "reason", "time", "detail"})
 
@@ -178,6 +185,7 @@ class Config:
     database: DatabaseConfig | None = None
     files: tuple[FileRoot, ...] = ()
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    coordination: CoordinationConfig | None = None  # leadership on etcd (coord/)
     source: str = "<config>"
     # ${VAR} values whose name says TOKEN/PASSWORD/SECRET/KEY, the ping URL's path+query
     extra_secrets: tuple[str, ...] = ()
@@ -376,8 +384,11 @@ SCHEMA: Schema = {
         },
         "workspace files synced back standby -> primary",
     ),
+    "coordination": coord_settings.SCHEMA,
 }
-OPTIONAL_SECTIONS = frozenset({"telegram", "messages", "database", "metrics", "monitoring"})
+OPTIONAL_SECTIONS = frozenset(
+    {"telegram", "messages", "database", "metrics", "monitoring", "coordination"}
+)
 NOT_BUILT: dict[str, str] = {}
 
 
@@ -484,6 +495,7 @@ def parse_config(data: Any, source: str, env: Mapping[str, str]) -> Config:
     doc = v.section(SCHEMA, data if data is not None else {}, "")
     _check_templates(v, doc.get("messages"))
     _check_witnesses(v, doc.get("check") or {})
+    coord_settings.check(v, doc.get("coordination"))
     if v.problems:
         mask = Masker([*v.secrets, *_dsn_passwords(data)])
         raise ConfigError(source, [mask(p) for p in v.problems])
@@ -537,6 +549,7 @@ def _build(doc: dict[str, Any], source: str) -> Config:
             ping_url=(doc["monitoring"] or {}).get("ping_url"),
             ping_timeout=(doc["monitoring"] or {}).get("ping_timeout") or 5.0,
         ),
+        coordination=coord_settings.build(doc["coordination"], c["interval"]),
         source=source,
     )
 

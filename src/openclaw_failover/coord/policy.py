@@ -20,7 +20,9 @@ In ``primary`` mode (``ocf check`` on the primary itself):
 
 - its gateway healthy: hold the key (refresh, or take it when free); when a standby
   holds it, wait for that standby's give-back;
-- its gateway down: release the key, so a standby need not wait for the TTL;
+- its gateway down: release the key, so a standby need not wait for the TTL; after it
+  fenced itself and etcd answers again: start its gateway (as after a power cut: a
+  standby that serves meanwhile gives back, then the primary takes the key);
 - cannot refresh: keep serving while the next check still comes before the lease runs
   out (``last_refresh + ttl``); otherwise fence itself (stop its gateway), unless
   ``two_node``, where it keeps serving and the standbys' probes decide.
@@ -40,6 +42,7 @@ class Do(enum.StrEnum):
     VETO = "veto"  # the plain logic wanted to take over: not allowed now
     STEP_DOWN = "step_down"  # serving without the key: stop serving (give back)
     FENCE_SELF = "fence_self"  # primary: stop our own gateway, the lease ran out
+    START_SELF = "start_self"  # primary: etcd answers again after we fenced ourselves
     HOLD = "hold"  # etcd cannot be asked: no role change
     TWO_NODE = "two_node"  # etcd cannot be asked: the plain two-host logic decides
 
@@ -60,6 +63,7 @@ class Facts:
     gave_back: bool = False  # standby: the plain logic's give-back finished this check
     primary_failed: bool = False  # standby: the primary's probe failed (not slow, not auth)
     last_refresh: float | None = None  # when we last refreshed (or took) the key
+    self_fenced: bool = False  # primary: we stopped our own gateway (FENCE_SELF)
     free_since: float | None = None  # when this standby first saw the key free, primary down
     priority: int = 0
     higher_priority_alive: str | None = None  # a live standby with a higher priority
@@ -135,6 +139,8 @@ def _primary(f: Facts) -> Verdict:
             f"({f.etcd_error})",
         )
     if not f.serving:
+        if f.self_fenced:
+            return Verdict(Do.START_SELF, "etcd answers again: starting the gateway it fenced")
         if f.holder == f.name:
             return Verdict(Do.RELEASE, "gateway down: leader key released for a standby")
         return Verdict(Do.PROCEED, "gateway down; not holding the leader key")

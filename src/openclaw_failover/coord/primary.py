@@ -1,0 +1,108 @@
+"""``ocf check`` / ``ocf watch`` on the primary itself (``coordination.mode: primary``).
+
+No SSH, no takeover: the primary holds the leader key while its own gateway (the
+``standby.gateway`` section describes the gateway of the host ocf runs on) answers,
+releases it when the gateway is down, and fences itself (stops its own gateway) when it
+could not refresh the key before the lease runs out; it starts the gateway again once
+etcd answers.  Every step is an event; taking the key and fencing itself are notices.
+The check (``tick``) queues the notices, delivers them and saves the state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from openclaw_failover.config import Config
+from openclaw_failover.coord.etcd import EtcdError
+from openclaw_failover.coord.leader import LeaderView
+from openclaw_failover.coord.policy import Do, Facts, choose
+from openclaw_failover.coord.step import Coordinator, Event
+from openclaw_failover.decide import Action, Notify
+from openclaw_failover.gateway import GatewayOutcome
+from openclaw_failover.runner import Masker
+
+
+class Gateway(Protocol):
+    """What primary mode needs of the local gateway (gateway.LocalGateway has it)."""
+
+    def is_up(self) -> bool: ...
+    def start(self) -> GatewayOutcome: ...
+    def stop(self) -> GatewayOutcome: ...
+
+
+@dataclass
+class PrimaryStep:
+    reason: str
+    ok: bool = True
+    acted: bool = False
+    steps: list[str] = field(default_factory=list)
+    notices: list[Action] = field(default_factory=list)
+
+
+def run_primary(
+    cfg: Config,
+    gateway: Gateway,
+    *,
+    mask: Masker,
+    event: Event,
+    now: float,
+    dry_run: bool = False,
+) -> PrimaryStep:
+    coord = Coordinator(cfg, mask=mask, event=event, dry_run=dry_run)
+    cc = coord.cc
+    up = gateway.is_up()
+    view, error = coord.read()
+    facts = Facts(
+        mode="primary", name=cc.name, now=now, ttl=cc.ttl, interval=cc.interval,
+        on_loss=cc.on_coordinator_loss, etcd_error=error,
+        holder=view.holder if view else None, serving=up,
+        last_refresh=coord.saved.last_refresh, self_fenced=coord.saved.self_fenced,
+    )  # fmt: skip
+    verdict = choose(facts)
+    coord.observed(view, error, verdict, now)
+    step = PrimaryStep(verdict.reason or "no action: primary serving")
+    step.notices += coord.loss_notices(error, verdict, now)
+    step.ok = _act(coord, gateway, verdict.do, view, now, step, event)
+    step.notices += coord.take_pending()
+    if verdict.do is Do.FENCE_SELF and step.ok:
+        step.notices.append(Notify("fenced_self", reason=verdict.reason, detail=cc.name))
+    coord.save()
+    up_now = gateway.is_up() if step.acted else up
+    coord.heartbeat(now, "leader" if coord.saved.holder == cc.name else "primary", up_now)
+    return step
+
+
+def _act(
+    coord: Coordinator,
+    gateway: Gateway,
+    do: Do,
+    view: LeaderView | None,
+    now: float,
+    step: PrimaryStep,
+    event: Event,
+) -> bool:
+    """Run the verdict; False when an action failed."""
+    if do is Do.REFRESH:
+        return coord.refresh_key(view, now)
+    if do is Do.ACQUIRE:
+        coord.acquire_key(now, "the primary serves and the key was free")
+        return True
+    if do is Do.RELEASE and not coord.dry_run:
+        try:
+            released = coord.lead.release()
+        except EtcdError as exc:
+            event("leader", action="release", ok=False, error=str(exc))
+            return False
+        event("leader", action="release", ok=released, reason="primary's gateway down")
+        coord.saved.holder = None
+        return True
+    if do in (Do.FENCE_SELF, Do.START_SELF) and not coord.dry_run:
+        step.acted = True
+        outcome = gateway.stop() if do is Do.FENCE_SELF else gateway.start()
+        step.steps += outcome.steps
+        event("action", action=str(do), ok=outcome.ok, steps=outcome.steps)
+        if outcome.ok:
+            coord.saved.self_fenced = do is Do.FENCE_SELF
+        return outcome.ok
+    return True

@@ -1,0 +1,263 @@
+"""One coordination step per check: facts from etcd, the policy's verdict, its effect.
+
+The check (``tick``) creates a :class:`Coordinator` only when ``coordination:`` is
+configured.  On a standby it calls :meth:`Coordinator.gate` between ``decide`` and the
+actions (a takeover happens only after this host took the leader key; without an etcd
+quorum no role changes) and :meth:`Coordinator.after` once they ran (release the key
+after a give-back).  What must outlive the process (the last refresh, since when the
+key was seen free, since when etcd was lost) is kept in ``state_dir/coord.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from openclaw_failover import safefs
+from openclaw_failover.config import Config
+from openclaw_failover.coord.etcd import EtcdClient, EtcdError
+from openclaw_failover.coord.leader import Leadership, LeaderView
+from openclaw_failover.coord.policy import Do, Facts, Verdict, choose
+from openclaw_failover.decide import Action, Decision, GiveBack, Notify, TakeOver
+from openclaw_failover.model import Observation
+from openclaw_failover.runner import Masker
+from openclaw_failover.state import Role, State
+
+log = logging.getLogger(__name__)
+Event = Callable[..., None]
+SERVING = (Role.TAKING_OVER, Role.FAILOVER)
+
+
+@dataclass
+class Saved:
+    """coord.json: what one check tells the next about the leader key."""
+
+    last_refresh: float | None = None
+    free_since: float | None = None
+    lost_since: float | None = None
+    holder: str | None = None
+    self_fenced: bool = False
+
+
+def client_for(cfg: Config, mask: Masker) -> EtcdClient:
+    cc = cfg.coordination
+    assert cc is not None
+    return EtcdClient(
+        cc.endpoints,
+        timeout=cc.timeout,
+        ca_file=str(cc.ca_file) if cc.ca_file else None,
+        cert_file=str(cc.cert_file) if cc.cert_file else None,
+        key_file=str(cc.key_file) if cc.key_file else None,
+        user=cc.user,
+        password=cc.password,
+        mask=mask,
+    )
+
+
+class Coordinator:
+    def __init__(self, cfg: Config, *, mask: Masker, event: Event, dry_run: bool = False) -> None:
+        assert cfg.coordination is not None
+        self.cfg = cfg
+        self.cc = cfg.coordination
+        self.event = event
+        self.dry_run = dry_run
+        self.client = client_for(cfg, mask)
+        self.lead = Leadership(self.client, self.cc.prefix, self.cc.name, self.cc.ttl)
+        self.path = cfg.state_dir / "coord.json"
+        self.saved = self._load()
+        self._pending: list[Notify] = []  # leader_changed, queued by the next gate/after
+
+    # ------------------------------------------------------------------ facts
+
+    def read(self) -> tuple[LeaderView | None, str | None]:
+        """The leader key (a linearizable read), or why etcd cannot be asked."""
+        try:
+            return self.lead.read(), None
+        except EtcdError as exc:
+            return None, str(exc)
+
+    def higher_priority_alive(self, now: float) -> str | None:
+        """A standby with a higher priority whose heartbeat is younger than the TTL."""
+        for member in self.members():
+            if member.get("name") == self.cc.name or member.get("mode") != "standby":
+                continue
+            fresh = now - float(member.get("at") or 0) <= self.cc.ttl
+            if fresh and int(member.get("priority") or 0) > self.cc.priority:
+                return str(member.get("name"))
+        return None
+
+    def members(self) -> list[dict[str, Any]]:
+        out = []
+        for kv in self.client.get_prefix(self.cc.prefix.rstrip("/") + "/members/"):
+            try:
+                data = json.loads(kv.value)
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                out.append(data)
+        return out
+
+    def heartbeat(self, now: float, role: str, gateway_up: bool | None) -> None:
+        """members/<name>: what ``ocf cluster`` lists (never fails the check)."""
+        if self.dry_run:
+            return
+        record = {"name": self.cc.name, "mode": self.cc.mode, "priority": self.cc.priority,
+                  "role": role, "gateway": gateway_up, "at": round(now, 3)}  # fmt: skip
+        try:
+            self.client.put(f"{self.cc.prefix.rstrip('/')}/members/{self.cc.name}",
+                            json.dumps(record))  # fmt: skip
+        except EtcdError as exc:
+            log.debug("heartbeat not written: %s", exc)
+
+    # ------------------------------------------------------------------ standby
+
+    def gate(self, state: State, obs: Observation, decision: Decision, now: float) -> Decision:
+        """The plain decision, allowed, vetoed or replaced by what the leader key says."""
+        serving = state.role in SERVING
+        wants = not serving and any(isinstance(a, TakeOver) for a in decision.actions)
+        view, error = self.read()
+        holder = view.holder if view else None
+        higher = None
+        if wants and error is None:
+            higher = self._safe(lambda: self.higher_priority_alive(now))
+        facts = Facts(
+            mode="standby", name=self.cc.name, now=now, ttl=self.cc.ttl,
+            interval=self.cc.interval, on_loss=self.cc.on_coordinator_loss,
+            etcd_error=error, holder=holder,
+            ttl_left=view.ttl_left if view else None, serving=serving,
+            wants_takeover=wants, primary_failed=obs.final.status.is_failure,
+            free_since=self.saved.free_since, priority=self.cc.priority,
+            higher_priority_alive=higher, delay=self.cc.priority_delay,
+        )  # fmt: skip
+        verdict = choose(facts)
+        self.observed(view, error, verdict, now)
+        notes = self.loss_notices(error, verdict, now)
+        out = self._apply(state, decision, verdict, view, now)
+        self.saved.free_since = verdict.free_since
+        self.save()
+        self.heartbeat(now, str(out.state.role), obs.local_up)
+        return replace(out, actions=[*notes, *self.take_pending(), *out.actions])
+
+    def _apply(
+        self, state: State, decision: Decision, v: Verdict, view: LeaderView | None, now: float
+    ) -> Decision:
+        if v.do in (Do.PROCEED, Do.TWO_NODE):
+            return decision
+        if v.do is Do.HOLD:
+            if decision.state.role != state.role:
+                return _veto(state, decision, v.reason)
+            return decision
+        if v.do is Do.VETO:
+            return _veto(state, decision, v.reason)
+        if v.do is Do.REFRESH and self.refresh_key(view, now):
+            return decision
+        if v.do is Do.ACQUIRE and self.acquire_key(now, v.reason):
+            return decision
+        if state.role in SERVING:  # lost the key (or another holds it): stop serving
+            why = f"{self.cc.name} lost the leader key"
+            s = replace(decision.state, role=Role.GIVING_BACK, since=now)
+            return Decision(s, [GiveBack(unfence=state.fenced, why=why)], f"stepping down: {why}")
+        return _veto(state, decision, "not taking over: another standby took the leader key")
+
+    def after(self, before: State, after: State, now: float) -> list[Notify]:
+        """Release the key once this standby no longer serves (after a give-back, an
+        aborted takeover or a step-down): the last step, so the primary takes it then."""
+        if after.role is not Role.PRIMARY or before.role is Role.PRIMARY:
+            return []
+        view, error = self.read()
+        facts = Facts(mode="standby", name=self.cc.name, now=now, ttl=self.cc.ttl,
+                      interval=self.cc.interval, etcd_error=error,
+                      holder=view.holder if view else None, gave_back=True)  # fmt: skip
+        verdict = choose(facts)
+        if verdict.do is Do.RELEASE and not self.dry_run:
+            released = self._safe(self.lead.release)
+            self.event("leader", action="release", ok=bool(released), reason=verdict.reason)
+            self.saved.holder = None if released else self.saved.holder
+            self.save()
+        return []
+
+    # ------------------------------------------------------------------ key actions
+
+    def refresh_key(self, view: LeaderView | None, now: float) -> bool:
+        if self.dry_run:
+            return True
+        try:
+            after = self.lead.refresh(view)
+        except EtcdError as exc:
+            self.event("leader", action="refresh", ok=False, error=str(exc))
+            return False
+        if after.holder == self.cc.name:
+            self.saved.last_refresh = now
+            return True
+        self.event("leader", action="refresh", ok=False, error="the lease had expired")
+        return False
+
+    def acquire_key(self, now: float, reason: str) -> bool:
+        if self.dry_run:
+            return True
+        try:
+            got = self.lead.acquire()
+        except EtcdError as exc:
+            self.event("leader", action="acquire", ok=False, error=str(exc))
+            return False
+        self.event("leader", action="acquire", ok=got.won, holder=got.view.holder, reason=reason)
+        if got.won:
+            self.saved.last_refresh, self.saved.holder = now, self.cc.name
+            self._pending.append(Notify("leader_changed", reason=reason, detail=self.cc.name))
+        return got.won
+
+    def take_pending(self) -> list[Notify]:
+        out, self._pending = self._pending, []
+        return out
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def observed(
+        self, view: LeaderView | None, error: str | None, verdict: Verdict, now: float
+    ) -> None:
+        holder = view.holder if view else None
+        if error is None and holder != self.saved.holder:
+            self.event("leader_seen", was=self.saved.holder, holder=holder)
+            self.saved.holder = holder
+        if verdict.reason:
+            self.event("coordination", do=str(verdict.do), reason=verdict.reason)
+
+    def loss_notices(self, error: str | None, verdict: Verdict, now: float) -> list[Notify]:
+        """One notice when etcd is lost (and what ocf does about it), none while it stays lost."""
+        if error is None:
+            if self.saved.lost_since is not None:
+                self.event("coordination_back", lost_for=round(now - self.saved.lost_since, 1))
+            self.saved.lost_since = None
+            return []
+        if self.saved.lost_since is not None:
+            return []
+        self.saved.lost_since = now
+        return [Notify("coordinator_lost", reason=verdict.reason, detail=self.cc.name)]
+
+    def _safe(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except EtcdError as exc:
+            log.warning("etcd: %s", exc)
+            return None
+
+    def _load(self) -> Saved:
+        try:
+            data = json.loads(safefs.read_bytes(self.path, 64 * 1024))
+            return Saved(**{k: v for k, v in data.items() if k in Saved.__dataclass_fields__})
+        except (OSError, ValueError, TypeError, AttributeError):
+            return Saved()
+
+    def save(self) -> None:
+        if not self.dry_run:
+            safefs.write_atomic(self.path, json.dumps(asdict(self.saved)).encode())
+
+
+def _veto(state: State, decision: Decision, reason: str) -> Decision:
+    """The plain decision without its role change and actions (its counters kept)."""
+    kept = replace(decision.state, role=state.role, since=state.since)
+    notes: list[Action] = [a for a in decision.actions if isinstance(a, Notify)]
+    return Decision(kept, notes, reason)
