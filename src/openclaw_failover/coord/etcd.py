@@ -257,10 +257,10 @@ class EtcdClient:
 
 def _reason(exc: BaseException) -> str:
     """The innermost cause of a connection error, one line ("Connection refused")."""
-    text = _first_line(exc)
     for marker in ("Connection refused", "No route to host", "Network is unreachable"):
-        if marker in text:
+        if marker in str(exc):
             return marker.lower()
+    text = _first_line(exc)
     with contextlib.suppress(Exception):
         cause = exc.args[0].reason  # urllib3's MaxRetryError
         return _first_line(cause)

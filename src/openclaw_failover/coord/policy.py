@@ -106,7 +106,9 @@ def _standby(f: Facts) -> Verdict:
 
 def _may_take_over(f: Facts) -> Verdict:
     if f.holder is not None:
-        left = f" ({f.ttl_left:g}s left on its lease)" if f.ttl_left is not None else ""
+        left = ""
+        if f.ttl_left is not None:
+            left = f" ({f.ttl_left:g}s left on its lease)" if f.ttl_left > 0 else " (expiring)"
         return Verdict(Do.VETO, f"not taking over: {f.holder} holds the leader key{left}")
     if not f.primary_failed:
         return Verdict(Do.VETO, "not taking over: the primary's probe did not fail")

@@ -1,0 +1,278 @@
+"""Leadership on etcd, end to end: three hosts' checks against a real 3-member etcd.
+
+Each host is a real ``Tick`` (lock, decide, act, persist, notify) with its own config
+and state folder; each gateway is a real HTTP server process started and stopped by
+real commands (tests/harness/fake_service.py, like ``systemctl --user``).  The
+standbys probe the primary's gateway over HTTP on 127.0.0.1 (the SSH path is tested
+elsewhere).  A host cut off from etcd gets endpoints where nothing listens.  After
+every step: at most one gateway serves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openclaw_failover import httpcheck
+from openclaw_failover.config import Config, parse_config
+from openclaw_failover.model import ProbeResult, ProbeStatus
+from openclaw_failover.tick import Tick, TickResult
+from tests.harness.etcd import EtcdCluster, etcd_problem, free_ports
+
+HARNESS = Path(__file__).resolve().parent / "harness"
+SERVICE = [sys.executable, str(HARNESS / "fake_service.py")]
+TTL = 3
+INTERVAL = 1.0
+
+pytestmark = pytest.mark.skipif(bool(etcd_problem()), reason=etcd_problem() or "etcd")
+
+
+@pytest.fixture(scope="module")
+def etcd() -> Iterator[EtcdCluster]:
+    with EtcdCluster(3) as c:
+        yield c
+
+
+@dataclass
+class Host:
+    name: str
+    mode: str
+    port: int
+    dir: Path
+    doc: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def service(self, verb: str) -> None:
+        cmd = [*SERVICE, verb, "--state-dir", str(self.dir / "svc")]
+        if verb == "start":
+            cmd += ["--port", str(self.port)]
+        subprocess.run(cmd, check=True, timeout=30, capture_output=True)
+        t0 = time.monotonic()
+        while verb == "start" and not self.serves():  # like a Type=simple unit: not yet up
+            assert time.monotonic() - t0 < 10, f"{self.name}'s gateway did not start"
+            time.sleep(0.05)
+
+    def serves(self) -> bool:
+        return httpcheck.answers(f"http://127.0.0.1:{self.port}/", 1.0)
+
+    def config(self) -> Config:
+        return parse_config(self.doc, f"{self.name}.yaml", self.env)
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        path = self.dir / "state" / "events.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [e for e in map(json.loads, lines) if e["type"] == kind]
+
+    def notices(self) -> list[str]:
+        return [e["text"] for e in self.events("notice_queued")]
+
+    def role(self) -> str:
+        return str(json.loads((self.dir / "state" / "state.json").read_text())["role"])
+
+
+class Cluster:
+    def __init__(self, tmp: Path, etcd: EtcdCluster) -> None:
+        self.tmp = tmp
+        self.etcd = etcd
+        self.prefix = f"/ocf-scn/{uuid.uuid4().hex[:8]}"
+        key = tmp / "key"
+        key.write_text("")
+        ports = free_ports(3)
+        self.hosts: dict[str, Host] = {}
+        self.primary = self._host("mac", "primary", ports[0], key, priority=1000)
+        self.pi1 = self._host("pi1", "standby", ports[1], key, priority=200)
+        self.pi2 = self._host("pi2", "standby", ports[2], key, priority=100)
+        self.primary.service("start")
+
+    def _host(self, name: str, mode: str, port: int, key: Path, priority: int) -> Host:
+        d = self.tmp / name
+        d.mkdir()
+        svc = [*SERVICE, "--state-dir", str(d / "svc")]
+        doc = {
+            "primary": {"name": "mac", "host": "127.0.0.1",
+                        "ssh": {"user": "u", "key_file": str(key), "known_hosts": str(key)}},
+            "standby": {"name": name, "gateway": {
+                "health_url": f"http://127.0.0.1:{port}/",
+                "start_command": [*svc[:2], "start", *svc[2:], "--port", str(port)],
+                "stop_command": [*svc[:2], "stop", *svc[2:]],
+                "start_timeout": 10, "stop_timeout": 10}},
+            "check": {"retries": 0, "retry_delay": 0, "deadline": 30, "interval": INTERVAL},
+            "state_dir": str(d / "state"),
+            "coordination": {"endpoints": self.etcd.endpoints, "name": name, "mode": mode,
+                             "prefix": self.prefix, "ttl": TTL, "priority": priority,
+                             "priority_delay": 2, "timeout": 0.5},
+        }  # fmt: skip
+        host = Host(name, mode, port, d, doc)
+        self.hosts[name] = host
+        return host
+
+    def probe_primary(self, cfg: Config, mask: object) -> ProbeResult:
+        if self.primary.serves():
+            return ProbeResult(ProbeStatus.HEALTHY, 0.0, "HTTP 200")
+        return ProbeResult(ProbeStatus.GATEWAY_DOWN, 0.0, "connection refused")
+
+    def check(self, host: Host) -> TickResult:
+        tick = Tick(
+            host.config(),
+            os.environ,
+            probe=self.probe_primary,
+            witnesses=lambda cfg, mask: None,
+            sleep=lambda s: None,
+        )
+        result = tick.run()
+        self.assert_one_serves()
+        return result
+
+    def round(self, *hosts: Host) -> dict[str, TickResult]:
+        return {h.name: self.check(h) for h in hosts or tuple(self.hosts.values())}
+
+    def serving(self) -> list[str]:
+        return [h.name for h in self.hosts.values() if h.serves()]
+
+    def assert_one_serves(self) -> None:
+        serving = self.serving()
+        assert len(serving) <= 1, f"two gateways serve: {serving}"
+
+    def holder(self) -> str | None:
+        from openclaw_failover.coord.etcd import EtcdClient
+
+        kv = EtcdClient(self.etcd.endpoints).get(self.prefix + "/leader")
+        return kv.value if kv else None
+
+    def cut_off(self, host: Host) -> None:
+        """This host reaches no etcd member (its endpoints lead nowhere)."""
+        dead = [f"http://127.0.0.1:{p}" for p in free_ports(2)]
+        host.doc["coordination"]["endpoints"] = dead
+
+    def reconnect(self, host: Host) -> None:
+        host.doc["coordination"]["endpoints"] = self.etcd.endpoints
+
+    def run_until(self, done: Callable[[], bool], timeout: float, *hosts: Host) -> float:
+        """Rounds every INTERVAL until ``done``; the seconds it took."""
+        t0 = time.monotonic()
+        while not done():
+            assert time.monotonic() - t0 < timeout, f"not done within {timeout}s"
+            started = time.monotonic()
+            self.round(*hosts)
+            time.sleep(max(0.0, INTERVAL - (time.monotonic() - started)))
+        return time.monotonic() - t0
+
+    def close(self) -> None:
+        for h in self.hosts.values():
+            subprocess.run([*SERVICE, "stop", "--state-dir", str(h.dir / "svc")],
+                           timeout=30, check=False, capture_output=True)  # fmt: skip
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, etcd: EtcdCluster) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, etcd)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def test_primary_holds_the_key_standbys_stay(cluster: Cluster) -> None:
+    cluster.round()
+    assert cluster.holder() == "mac"
+    assert cluster.serving() == ["mac"]
+    assert any("Leader is now mac" in t for t in cluster.primary.notices())
+    for _ in range(2):
+        cluster.round()
+    assert cluster.holder() == "mac" and cluster.serving() == ["mac"]
+
+
+def test_primary_cut_off_from_etcd_fences_itself_then_one_standby_takes_over(
+    cluster: Cluster,
+) -> None:
+    cluster.round()
+    assert cluster.holder() == "mac"
+    cut_at = time.time()  # the last refresh was before this
+    cluster.cut_off(cluster.primary)
+    cluster.run_until(lambda: not cluster.primary.serves(), TTL + 2)
+    fence = [e for e in cluster.primary.events("action") if e["action"] == "fence_self"]
+    assert len(fence) == 1 and fence[0]["ok"]
+    fenced_after = fence[0]["ts"] - cut_at  # its gateway stopped answering by then
+    assert fenced_after < TTL, f"fenced after {fenced_after:.1f}s, TTL {TTL}s"
+    assert any("FENCED ITSELF" in t for t in cluster.primary.notices())
+    took = cluster.run_until(lambda: cluster.serving() != [], TTL + 4)
+    assert cluster.serving() == ["pi1"] and cluster.holder() == "pi1"
+    print(f"\nprimary fenced itself after {fenced_after:.1f}s; pi1 serves {took:.1f}s later")
+
+
+def test_two_standbys_race_the_higher_priority_serves(cluster: Cluster) -> None:
+    cluster.round()  # everybody's heartbeat is in etcd; mac holds the key
+    cluster.primary.service("stop")  # the primary's gateway dies
+    cluster.round(cluster.primary)  # mac releases the key (its gateway is down)
+    assert cluster.holder() is None
+    # the lower priority checks first, and checks again: it waits its delay
+    cluster.round(cluster.pi2)
+    assert cluster.serving() == [] and cluster.pi2.role() == "primary"
+    assert "pi1 has a higher priority" in cluster.pi2.events("coordination")[-1]["reason"]
+    cluster.round(cluster.pi1, cluster.pi2)
+    assert cluster.serving() == ["pi1"] and cluster.holder() == "pi1"
+    time.sleep(2)  # past pi2's delay: the key is held, it still does not take over
+    cluster.round(cluster.pi2, cluster.pi1)
+    assert cluster.serving() == ["pi1"] and cluster.pi2.role() == "primary"
+
+
+def test_standby_cut_off_from_etcd_does_not_take_over(cluster: Cluster) -> None:
+    cluster.round()
+    cluster.cut_off(cluster.pi1)
+    cluster.primary.service("stop")
+    for _ in range(3):
+        cluster.round(cluster.primary, cluster.pi1)
+    assert cluster.serving() == []
+    assert cluster.pi1.role() == "primary"
+    lost = [t for t in cluster.pi1.notices() if "cannot reach an etcd quorum" in t]
+    assert len(lost) == 1, cluster.pi1.notices()
+    cluster.reconnect(cluster.pi1)
+    cluster.round(cluster.pi1)
+    assert cluster.serving() == ["pi1"]
+
+
+def test_etcd_loses_quorum_nobody_changes_role(cluster: Cluster) -> None:
+    cluster.round()
+    cluster.primary.service("stop")  # the primary's gateway is down too
+    cluster.etcd.kill("m0")
+    cluster.etcd.kill("m1")
+    try:
+        for _ in range(2):
+            cluster.round(cluster.pi1, cluster.pi2)
+        assert cluster.serving() == []
+        assert [cluster.pi1.role(), cluster.pi2.role()] == ["primary", "primary"]
+        for h in (cluster.pi1, cluster.pi2):
+            lost = [t for t in h.notices() if "no role change" in t]
+            assert len(lost) == 1, h.notices()
+    finally:
+        cluster.etcd.restart("m0")
+        cluster.etcd.restart("m1")
+        cluster.etcd.wait_healthy()
+
+
+def test_give_back_releases_the_key_last_and_the_primary_takes_it(cluster: Cluster) -> None:
+    cluster.round()
+    cluster.primary.service("stop")
+    cluster.round(cluster.primary)
+    cluster.round(cluster.pi1, cluster.pi2)
+    assert cluster.serving() == ["pi1"] and cluster.holder() == "pi1"
+    cluster.round(cluster.pi1)  # refreshed while serving
+    assert cluster.holder() == "pi1"
+    cluster.pi1.service("stop")  # (a give-back stops ours before the primary's restarts)
+    cluster.primary.service("start")
+    cluster.round(cluster.pi1)  # the primary is back: pi1 gives back, then releases
+    assert cluster.pi1.role() == "primary" and cluster.holder() is None
+    release = cluster.pi1.events("leader")[-1]
+    assert release["action"] == "release" and release["ok"] is True
+    cluster.round(cluster.primary)
+    assert cluster.holder() == "mac" and cluster.serving() == ["mac"]
