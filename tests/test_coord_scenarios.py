@@ -276,3 +276,40 @@ def test_give_back_releases_the_key_last_and_the_primary_takes_it(cluster: Clust
     assert release["action"] == "release" and release["ok"] is True
     cluster.round(cluster.primary)
     assert cluster.holder() == "mac" and cluster.serving() == ["mac"]
+
+
+def _ocf(host: Host, *args: str) -> tuple[int, str]:
+    import yaml
+
+    path = host.dir / "config.yaml"
+    path.write_text(yaml.safe_dump(host.doc))
+    out = subprocess.run(
+        [sys.executable, "-m", "openclaw_failover", "--config", str(path), *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return out.returncode, out.stdout + out.stderr
+
+
+def test_ocf_cluster_lists_every_member(cluster: Cluster) -> None:
+    cluster.round()
+    cluster.round()
+    code, out = _ocf(cluster.pi2, "cluster", "--json")
+    assert code == 0, out
+    info = json.loads(out)
+    assert info["leader"]["holder"] == "mac" and info["leader"]["ttl_left"] <= TTL
+    members = {m["name"]: m for m in info["members"]}
+    assert list(members) == ["mac", "pi1", "pi2"]  # the primary first, then by priority
+    assert members["mac"]["leader"] and members["mac"]["gateway"] is True
+    assert members["mac"]["role"] == "primary"
+    assert members["pi1"]["role"] == "replica" and members["pi1"]["gateway"] is False
+    assert all(0 <= m["heartbeat_age"] < 10 for m in members.values())
+    assert [e["ok"] for e in info["etcd"]] == [True, True, True]
+    assert sum(e["raft_leader"] for e in info["etcd"]) == 1
+    cluster.round(cluster.primary)  # refreshed: the TTL is short, a process starts slowly
+    code, text = _ocf(cluster.pi2, "cluster")
+    print("\n" + text)
+    assert code == 0 and "leader: mac (" in text and "| mac " in text and "raft leader" in text
+    cluster.cut_off(cluster.pi2)
+    code, text = _ocf(cluster.pi2, "cluster")
+    assert code == 1 and "etcd cannot be asked: no etcd endpoint reachable" in text
+    assert "Traceback" not in text

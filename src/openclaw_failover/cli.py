@@ -340,4 +340,4 @@ def _dispatch(args: Sequence[str] | None, environment: Environment) -> ExitStatu
 
 
 # The operator's commands live beside it (registered on `cli` when imported).
-from openclaw_failover import cli_init, cli_ops, cli_quarantine  # noqa: E402, F401
+from openclaw_failover import cli_cluster, cli_init, cli_ops, cli_quarantine  # noqa: E402, F401

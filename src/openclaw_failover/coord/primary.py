@@ -69,7 +69,7 @@ def run_primary(
         step.notices.append(Notify("fenced_self", reason=verdict.reason, detail=cc.name))
     coord.save()
     up_now = gateway.is_up() if step.acted else up
-    coord.heartbeat(now, "leader" if coord.saved.holder == cc.name else "primary", up_now)
+    coord.heartbeat(now, "fenced" if coord.saved.self_fenced else "primary", up_now)
     return step
 
 

@@ -90,8 +90,13 @@ class Coordinator:
         return None
 
     def members(self) -> list[dict[str, Any]]:
+        return self.members_of(self.client, self.cc.prefix)
+
+    @staticmethod
+    def members_of(client: EtcdClient, prefix: str) -> list[dict[str, Any]]:
+        """The heartbeats under ``<prefix>/members/`` (odd values skipped)."""
         out = []
-        for kv in self.client.get_prefix(self.cc.prefix.rstrip("/") + "/members/"):
+        for kv in client.get_prefix(prefix.rstrip("/") + "/members/"):
             try:
                 data = json.loads(kv.value)
             except ValueError:
@@ -138,7 +143,7 @@ class Coordinator:
         out = self._apply(state, decision, verdict, view, now)
         self.saved.free_since = verdict.free_since
         self.save()
-        self.heartbeat(now, str(out.state.role), obs.local_up)
+        self.heartbeat(now, _member_role(out.state.role), obs.local_up)
         return replace(out, actions=[*notes, *self.take_pending(), *out.actions])
 
     def _apply(
@@ -261,3 +266,8 @@ def _veto(state: State, decision: Decision, reason: str) -> Decision:
     kept = replace(decision.state, role=state.role, since=state.since)
     notes: list[Action] = [a for a in decision.actions if isinstance(a, Notify)]
     return Decision(kept, notes, reason)
+
+
+def _member_role(role: Role) -> str:
+    """A standby's role as ``ocf cluster`` shows it (``primary`` there would mislead)."""
+    return {Role.PRIMARY: "replica", Role.FAILOVER: "serving"}.get(role, str(role))
