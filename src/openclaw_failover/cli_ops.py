@@ -62,12 +62,13 @@ def history_cmd(c: Context, since: str, as_json: bool) -> None:
 
 
 @cli.command("install")
-@click.argument("kind", type=click.Choice(["cron", "systemd"]))
+@click.argument("kind", type=click.Choice(["cron", "systemd", "launchd"]))
 @click.option("--dry-run", "-n", is_flag=True, help="Print the files and commands; write nothing.")
 @click.option("--watch", is_flag=True, help="systemd: a service running `ocf watch` instead.")
 @pass_ctx
 def install_cmd(c: Context, kind: str, dry_run: bool, watch: bool) -> None:
-    """Schedule `ocf check` (cron.d / crontab, or a systemd user timer) with this user's paths."""
+    """Schedule `ocf check` (cron.d / crontab, a systemd user timer, or a macOS LaunchAgent
+    running `ocf watch` on the primary) with this user's paths."""
     from openclaw_failover.install import install
 
     c.config(own_state_dir=False)  # a broken config is refused before anything is scheduled

@@ -96,16 +96,17 @@ def install(
     """
     root = os.geteuid() == 0 if is_root is None else is_root
     try:
-        if kind not in ("cron", "systemd"):
-            raise InstallError(f"unknown kind {kind!r}: use cron or systemd", 2)
+        if kind not in ("cron", "systemd", "launchd"):
+            raise InstallError(f"unknown kind {kind!r}: use cron, systemd or launchd", 2)
         if watch and kind != "systemd":
             raise InstallError(
                 "--watch installs a systemd service: `ocf install systemd --watch`", 2
             )
-        if kind == "systemd" and root:
+        if kind in ("systemd", "launchd") and root:
+            what = "systemd units are user units" if kind == "systemd" else "LaunchAgent is"
             raise InstallError(
-                "the systemd units are user units: run `ocf install systemd` as the user "
-                "who owns the standby gateway, not as root",
+                f"the {what}: run `ocf install {kind}` as the user "
+                "who owns the gateway, not as root",
                 2,
             )
         if kind == "cron" and root:
@@ -124,7 +125,11 @@ def install(
             say("dry run: nothing is written or run")
         for warning in target.warnings:
             say(f"warning: {warning}")
-        if kind == "systemd":
+        if kind == "launchd":  # the primary's ocf watch (coordination.mode: primary)
+            from openclaw_failover.install_launchd import install_launchd
+
+            install_launchd(target, dry_run=dry_run, say=say, run=run)
+        elif kind == "systemd":
             _install_systemd(target, dry_run=dry_run, env=env, say=say, run=run, watch=watch)
         elif root:
             _install_cron_d(target, cron_d, dry_run=dry_run, say=say)
@@ -625,6 +630,8 @@ def _path(value: Any, home: Path, env: Mapping[str, str], warnings: list[str]) -
 
 
 def _check_schedule(kind: str, t: Target) -> None:
+    if kind == "launchd":  # ocf watch, every 2 s: no schedule to check
+        return
     if not t.interval_set:
         default = TIMER_INTERVAL if kind == "systemd" else CRON_INTERVAL
         t.warnings.append(
