@@ -307,3 +307,39 @@ def test_config_coordination_every_error_at_once(tmp_path) -> None:  # type: ign
     ):
         assert expected in text, text
     assert "etcd-pass-2" not in text
+
+
+# ------------------------------------------------------------------ leader guard
+
+
+class _Lease:
+    """A lease as the guard sees it: answers, then etcd cannot be asked."""
+
+    def __init__(self, answers: list[int | Exception]) -> None:
+        self.answers = answers
+
+    def lease_ttl(self, lease: int) -> int:
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_guard_waits_for_the_lease_to_run_out_even_when_etcd_is_gone() -> None:
+    from openclaw_failover.coord.guard import watch_lease
+
+    clock = [0.0]
+
+    def sleep(s: float) -> None:
+        clock[0] += s
+
+    lease = _Lease([5, 4, NoQuorum("no etcd quorum")])
+    why = watch_lease(lease, 1, poll=0.5, clock=lambda: clock[0], sleep=sleep)  # type: ignore[arg-type]
+    assert "until the lease ran out" in why
+    assert clock[0] == pytest.approx(0.5 + 4, abs=0.51)  # the last answer said 4 s left
+    clock[0] = 0.0
+    assert "expired" in watch_lease(
+        _Lease([3, 2, -1]),  # type: ignore[arg-type]
+        1, poll=0.5, clock=lambda: clock[0], sleep=sleep,
+    )  # fmt: skip
+    assert clock[0] == 1.0

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from openclaw_failover import httpcheck
-from openclaw_failover.config import Config, parse_config
+from openclaw_failover.config import Config, load_config
+from openclaw_failover.coord import guard
 from openclaw_failover.model import ProbeResult, ProbeStatus
 from openclaw_failover.tick import Tick, TickResult
 from tests.harness.etcd import EtcdCluster, etcd_problem, free_ports
@@ -65,8 +67,14 @@ class Host:
     def serves(self) -> bool:
         return httpcheck.answers(f"http://127.0.0.1:{self.port}/", 1.0)
 
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "config.yaml"
+
     def config(self) -> Config:
-        return parse_config(self.doc, f"{self.name}.yaml", self.env)
+        """Written to a file and loaded from it (the leader guard reads it too)."""
+        self.config_path.write_text(yaml.safe_dump(self.doc))
+        return load_config(self.config_path, self.env)
 
     def events(self, kind: str) -> list[dict[str, Any]]:
         path = self.dir / "state" / "events.jsonl"
@@ -169,6 +177,7 @@ class Cluster:
 
     def close(self) -> None:
         for h in self.hosts.values():
+            guard.stop(h.dir / "state")
             subprocess.run([*SERVICE, "stop", "--state-dir", str(h.dir / "svc")],
                            timeout=30, check=False, capture_output=True)  # fmt: skip
 
@@ -279,12 +288,9 @@ def test_give_back_releases_the_key_last_and_the_primary_takes_it(cluster: Clust
 
 
 def _ocf(host: Host, *args: str) -> tuple[int, str]:
-    import yaml
-
-    path = host.dir / "config.yaml"
-    path.write_text(yaml.safe_dump(host.doc))
+    host.config()  # written
     out = subprocess.run(
-        [sys.executable, "-m", "openclaw_failover", "--config", str(path), *args],
+        [sys.executable, "-m", "openclaw_failover", "--config", str(host.config_path), *args],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     return out.returncode, out.stdout + out.stderr
@@ -313,3 +319,31 @@ def test_ocf_cluster_lists_every_member(cluster: Cluster) -> None:
     code, text = _ocf(cluster.pi2, "cluster")
     assert code == 1 and "etcd cannot be asked: no etcd endpoint reachable" in text
     assert "Traceback" not in text
+
+
+def test_leader_ocf_sigkilled_its_guard_stops_the_gateway_a_standby_takes_over(
+    cluster: Cluster,
+) -> None:
+    cluster.round()
+    assert cluster.holder() == "mac" and guard.running(cluster.primary.dir / "state")
+    cluster.primary.config()
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "openclaw_failover", "--config", str(cluster.primary.config_path),
+         "watch", "--interval", str(INTERVAL)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        time.sleep(3 * INTERVAL)  # ocf watch refreshes the key for a few rounds
+        assert watch.poll() is None and cluster.holder() == "mac"
+    finally:
+        watch.kill()  # SIGKILL: ocf cannot clean up
+        watch.wait(10)
+    killed = time.monotonic()
+    cluster.run_until(lambda: cluster.serving() == ["pi1"], TTL + 2 * INTERVAL + 3,
+                      cluster.pi1, cluster.pi2)  # fmt: skip
+    took = time.monotonic() - killed
+    assert cluster.holder() == "pi1"
+    stopped = cluster.primary.events("guard")
+    assert len(stopped) == 1 and stopped[0]["ok"] and "expired" in stopped[0]["reason"]
+    assert took <= TTL + INTERVAL + 2.5, f"took {took:.1f}s"
+    print(f"\nleader's ocf SIGKILLed: pi1 serves {took:.1f}s later (TTL {TTL}s, interval 1s)")

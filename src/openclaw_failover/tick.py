@@ -218,7 +218,9 @@ class Tick:
             return None
         from openclaw_failover.coord.step import Coordinator  # etcd only when configured
 
-        return Coordinator(self.cfg, mask=self.mask, event=self._event, dry_run=self.dry_run)
+        return Coordinator(
+            self.cfg, mask=self.mask, event=self._event, dry_run=self.dry_run, env=self.env
+        )
 
     def _primary_tick(self) -> TickResult:
         """``coordination.mode: primary``: hold the leader key, or fence ourselves."""
@@ -228,7 +230,7 @@ class Tick:
         now = self.clock()
         step = run_primary(
             self.cfg, self.actor.local, mask=self.mask, event=self._event, now=now,
-            dry_run=self.dry_run,
+            dry_run=self.dry_run, env=self.env,
         )  # fmt: skip
         status = ExitStatus.OK if step.ok else ExitStatus.ACTION_FAILED
         result = TickResult(status, step.reason, acted=step.acted, steps=step.steps)

@@ -10,6 +10,7 @@ The check (``tick``) queues the notices, delivers them and saves the state.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,8 +49,9 @@ def run_primary(
     event: Event,
     now: float,
     dry_run: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> PrimaryStep:
-    coord = Coordinator(cfg, mask=mask, event=event, dry_run=dry_run)
+    coord = Coordinator(cfg, mask=mask, event=event, dry_run=dry_run, env=env)
     cc = coord.cc
     up = gateway.is_up()
     view, error = coord.read()
@@ -89,6 +91,7 @@ def _act(
         coord.acquire_key(now, "the primary serves and the key was free")
         return True
     if do is Do.RELEASE and not coord.dry_run:
+        coord.stop_guard()  # first: a deliberate release must not stop the gateway
         try:
             released = coord.lead.release()
         except EtcdError as exc:
@@ -99,6 +102,7 @@ def _act(
         return True
     if do in (Do.FENCE_SELF, Do.START_SELF) and not coord.dry_run:
         step.acted = True
+        coord.stop_guard()
         outcome = gateway.stop() if do is Do.FENCE_SELF else gateway.start()
         step.steps += outcome.steps
         event("action", action=str(do), ok=outcome.ok, steps=outcome.steps)

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from openclaw_failover import safefs
 from openclaw_failover.config import Config
+from openclaw_failover.coord import guard
 from openclaw_failover.coord.etcd import EtcdClient, EtcdError
 from openclaw_failover.coord.leader import Leadership, LeaderView
 from openclaw_failover.coord.policy import Do, Facts, Verdict, choose
@@ -58,8 +61,17 @@ def client_for(cfg: Config, mask: Masker) -> EtcdClient:
 
 
 class Coordinator:
-    def __init__(self, cfg: Config, *, mask: Masker, event: Event, dry_run: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        mask: Masker,
+        event: Event,
+        dry_run: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         assert cfg.coordination is not None
+        self.env = os.environ if env is None else env
         self.cfg = cfg
         self.cc = cfg.coordination
         self.event = event
@@ -162,6 +174,7 @@ class Coordinator:
         if v.do is Do.ACQUIRE and self.acquire_key(now, v.reason):
             return decision
         if state.role in SERVING:  # lost the key (or another holds it): stop serving
+            self.stop_guard()
             why = f"{self.cc.name} lost the leader key"
             s = replace(decision.state, role=Role.GIVING_BACK, since=now)
             return Decision(s, [GiveBack(unfence=state.fenced, why=why)], f"stepping down: {why}")
@@ -178,6 +191,7 @@ class Coordinator:
                       holder=view.holder if view else None, gave_back=True)  # fmt: skip
         verdict = choose(facts)
         if verdict.do is Do.RELEASE and not self.dry_run:
+            self.stop_guard()  # first: a deliberate release must not stop the gateway
             released = self._safe(self.lead.release)
             self.event("leader", action="release", ok=bool(released), reason=verdict.reason)
             self.saved.holder = None if released else self.saved.holder
@@ -196,6 +210,7 @@ class Coordinator:
             return False
         if after.holder == self.cc.name:
             self.saved.last_refresh = now
+            self.start_guard(after.lease)
             return True
         self.event("leader", action="refresh", ok=False, error="the lease had expired")
         return False
@@ -211,8 +226,27 @@ class Coordinator:
         self.event("leader", action="acquire", ok=got.won, holder=got.view.holder, reason=reason)
         if got.won:
             self.saved.last_refresh, self.saved.holder = now, self.cc.name
+            self.start_guard(got.view.lease)
             self._pending.append(Notify("leader_changed", reason=reason, detail=self.cc.name))
         return got.won
+
+    def start_guard(self, lease: int) -> None:
+        """The watchdog that stops our gateway if our lease ends (see coord.guard)."""
+        config = Path(self.cfg.source)
+        if self.dry_run or not lease:
+            return
+        if not config.is_file():
+            log.warning("no leader guard: the config %s is not a file", self.cfg.source)
+            return
+        try:
+            guard.start(str(config.absolute()), lease, self.cfg.state_dir, self.env)
+        except OSError as exc:
+            log.warning("leader guard not started: %s", exc)
+            self.event("guard", ok=False, error=str(exc))
+
+    def stop_guard(self) -> None:
+        if not self.dry_run:
+            guard.stop(self.cfg.state_dir)
 
     def take_pending(self) -> list[Notify]:
         out, self._pending = self._pending, []
