@@ -347,3 +347,66 @@ def test_leader_ocf_sigkilled_its_guard_stops_the_gateway_a_standby_takes_over(
     assert len(stopped) == 1 and stopped[0]["ok"] and "expired" in stopped[0]["reason"]
     assert took <= TTL + INTERVAL + 2.5, f"took {took:.1f}s"
     print(f"\nleader's ocf SIGKILLed: pi1 serves {took:.1f}s later (TTL {TTL}s, interval 1s)")
+
+
+def test_give_back_with_two_standbys_every_database_ends_equal(
+    cluster: Cluster,
+    memu_pair_factory: Callable[..., Any],
+    pg_cluster_factory: Callable[..., Any],
+) -> None:
+    """mac's memu -> pi1 (the pair's standby) and -> pi2 (a second subscriber with
+    origin = none). pi1 serves and writes; its give-back merges its rows into mac's
+    memu; they must reach pi2 too (a merge is a local write on the primary: no origin),
+    and every database ends equal, replication flowing."""
+    from tests.harness.pg import MemuPair, write_memory
+
+    pair = memu_pair_factory("18", "18")
+    s2 = pg_cluster_factory("18", memu=True)
+    second = MemuPair(pair.primary, s2, vector=pair.vector, subscription="memu_sub2")
+    s2.execute("DELETE FROM alembic_version")
+    s2.execute(
+        f"CREATE SUBSCRIPTION memu_sub2 CONNECTION '{pair.primary.dsn()}' "
+        "PUBLICATION memu_pub WITH (origin = none)"
+    )
+    second.wait_caught_up()
+    for host, standby, sub in ((cluster.pi1, pair.standby, "memu_sub"),
+                               (cluster.pi2, s2, "memu_sub2")):  # fmt: skip
+        host.doc["database"] = {"primary_dsn": pair.primary.dsn(),
+                                "standby_dsn": standby.dsn(), "subscription": sub}  # fmt: skip
+    with pair.primary.connect() as p:
+        write_memory(p, summary="before the failure")
+    pair.wait_caught_up()
+    second.wait_caught_up()
+    cluster.round()
+    code, out = _ocf(cluster.pi2, "cluster", "--json")
+    assert code == 0, out
+    lag = {m["name"]: m["lag_bytes"] for m in json.loads(out)["members"]}
+    assert lag["mac"] is None and lag["pi1"] >= 0 and lag["pi2"] >= 0, lag
+    cluster.primary.service("stop")
+    cluster.round(cluster.primary)
+    cluster.round(cluster.pi1, cluster.pi2)
+    assert cluster.serving() == ["pi1"] and cluster.pi2.role() == "primary"
+    with pair.standby.connect() as s:  # what pi1's gateway wrote while serving
+        written = [write_memory(s, summary=f"on pi1 {i}", category="work") for i in range(3)]
+    cluster.primary.service("start")  # mac is back (its gateway starts with it)
+    cluster.round(cluster.pi1)  # give-back: stop, sync back, release the key
+    assert cluster.pi1.role() == "primary" and cluster.holder() is None
+    cluster.round(cluster.primary, cluster.pi2)
+    assert cluster.holder() == "mac" and cluster.serving() == ["mac"]
+    pair.wait_caught_up()
+    second.wait_caught_up()
+    with s2.connect() as c:
+        for m in written:
+            row = c.execute("SELECT 1 FROM memory_items WHERE id = %s", [m["memory_item_id"]])
+            assert row.fetchone(), "a merged row did not reach the other subscriber"
+    pair.assert_equal()
+    second.assert_equal()
+    with pair.primary.connect() as p:
+        later = write_memory(p, summary="after the give-back", category="later")
+    pair.wait_caught_up()
+    second.wait_caught_up()
+    for db in (pair.standby, s2):
+        with db.connect() as c:
+            got = c.execute("SELECT 1 FROM memory_items WHERE id = %s", [later["memory_item_id"]])
+            assert got.fetchone()
+    assert pair.apply_error_count() == 0 and second.apply_error_count() == 0

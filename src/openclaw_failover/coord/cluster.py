@@ -2,8 +2,10 @@
 
 One linearizable read of the leader key (its holder and the TTL left on its lease), the
 members' heartbeats (``<prefix>/members/<name>``, written by every check: mode, role,
-priority, gateway answering) and each etcd endpoint's own status (version, whether it is
-the Raft leader, or why it does not answer).
+priority, gateway answering, subscription name), each etcd endpoint's own status
+(version, whether it is the Raft leader, or why it does not answer), and, with a
+``database:`` section, each subscriber's lag in bytes from the primary's
+``pg_stat_replication``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from openclaw_failover.config import Config
 from openclaw_failover.coord.etcd import EtcdError
 from openclaw_failover.coord.leader import Leadership
 from openclaw_failover.coord.step import client_for
-from openclaw_failover.runner import Masker
+from openclaw_failover.runner import Masker, shorten
 
 
 def collect(cfg: Config, mask: Masker, now: float) -> dict[str, Any]:
@@ -33,6 +35,7 @@ def collect(cfg: Config, mask: Masker, now: float) -> dict[str, Any]:
         info["leader"], info["members"] = None, []
         return info
     info["leader"] = {"holder": view.holder, "ttl_left": view.ttl_left}
+    lags, info["lag_error"] = _lags(cfg, mask)
     members = []
     for m in sorted(raw, key=lambda m: (m.get("mode") != "primary", -int(m.get("priority", 0)))):
         at = m.get("at")
@@ -45,10 +48,32 @@ def collect(cfg: Config, mask: Masker, now: float) -> dict[str, Any]:
                 "leader": m.get("name") == view.holder,
                 "heartbeat_age": round(now - float(at), 1) if at is not None else None,
                 "gateway": m.get("gateway"),
+                "subscription": m.get("subscription"),
+                "lag_bytes": lags.get(str(m.get("subscription"))),
             }
         )
     info["members"] = members
     return info
+
+
+def _lags(cfg: Config, mask: Masker) -> tuple[dict[str, int], str | None]:
+    """Bytes each subscriber is behind, from the primary's ``pg_stat_replication`` (a
+    logical walsender's application_name is its subscription's name)."""
+    if cfg.database is None:
+        return {}, "no database: section in this host's config"
+    import psycopg
+
+    query = (
+        "SELECT application_name, pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn)::bigint "
+        "FROM pg_stat_replication"
+    )
+    try:
+        timeout = max(1, round(min(cfg.database.connect_timeout, 5)))
+        with psycopg.connect(cfg.database.primary_dsn, connect_timeout=timeout) as conn:
+            rows = conn.execute(query).fetchall()
+    except psycopg.Error as exc:
+        return {}, shorten(mask(f"primary database: {exc}"), 200)
+    return {str(name): int(lag or 0) for name, lag in rows}, None
 
 
 def _endpoint(client: Any, endpoint: str) -> dict[str, Any]:
@@ -76,7 +101,7 @@ def render(info: dict[str, Any]) -> str:
     else:
         who = f"{holder} ({ttl} left on its lease)" if holder else "nobody (no leader key)"
         head += f"\n  leader: {who}"
-    rows = [["Member", "Mode", "Role", "Priority", "Leader", "Heartbeat", "Gateway"]]
+    rows = [["Member", "Mode", "Role", "Priority", "Leader", "Heartbeat", "Gateway", "Lag"]]
     for m in info.get("members") or []:
         age = m.get("heartbeat_age")
         gateway = {True: "serving", False: "down", None: "?"}.get(m.get("gateway"), "?")
@@ -89,6 +114,7 @@ def render(info: dict[str, Any]) -> str:
                 f"* ({ttl})" if m.get("leader") else "",
                 f"{age:g}s ago" if age is not None else "?",
                 gateway,
+                _lag(m),
             ]
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -106,4 +132,14 @@ def render(info: dict[str, Any]) -> str:
             etcd.append(f"  {e['endpoint']}: etcd {e.get('version')}{lead}")
         else:
             etcd.append(f"  {e['endpoint']}: {e.get('error')}")
-    return "\n".join([head, *table, "etcd:", *etcd])
+    lag_error = info.get("lag_error")
+    notes = [f"replication lag not known: {lag_error}"] if lag_error else []
+    return "\n".join([head, *table, *notes, "etcd:", *etcd])
+
+
+def _lag(member: dict[str, Any]) -> str:
+    if member.get("lag_bytes") is not None:
+        return f"{member['lag_bytes']} B"
+    if member.get("subscription"):
+        return "not streaming"
+    return "-"

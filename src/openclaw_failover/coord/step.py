@@ -121,8 +121,10 @@ class Coordinator:
         """members/<name>: what ``ocf cluster`` lists (never fails the check)."""
         if self.dry_run:
             return
+        db = self.cfg.database
         record = {"name": self.cc.name, "mode": self.cc.mode, "priority": self.cc.priority,
-                  "role": role, "gateway": gateway_up, "at": round(now, 3)}  # fmt: skip
+                  "role": role, "gateway": gateway_up, "at": round(now, 3),
+                  "subscription": db.subscription if db and self.cc.mode == "standby" else None}  # fmt: skip
         try:
             self.client.put(f"{self.cc.prefix.rstrip('/')}/members/{self.cc.name}",
                             json.dumps(record))  # fmt: skip
