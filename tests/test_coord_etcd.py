@@ -234,6 +234,10 @@ def test_policy_no_quorum_holds_or_two_node() -> None:
 
 def test_policy_serving_standby() -> None:
     assert choose(standby(serving=True, holder="pi2")).do is Do.REFRESH
+    waiting = standby(serving=True, holder="pi2", primary_waiting=True)
+    assert choose(waiting).do is Do.GIVE_BACK
+    manual = standby(serving=True, holder="pi2", primary_waiting=True, auto_failback=False)
+    assert choose(manual).do is Do.REFRESH
     assert choose(standby(serving=True, holder=None)).do is Do.ACQUIRE
     assert choose(standby(serving=True, holder="pi1")).do is Do.STEP_DOWN
     assert choose(standby(gave_back=True, holder="pi2")).do is Do.RELEASE
@@ -250,8 +254,10 @@ def test_policy_primary_fences_itself_before_the_lease_runs_out() -> None:
     # the next check (now + interval) would come after last_refresh + ttl: fence now
     assert choose(primary(**lost, last_refresh=991.0)).do is Do.FENCE_SELF
     assert choose(primary(**lost, last_refresh=900.0, on_loss="two_node")).do is Do.HOLD
-    back = primary(serving=False, self_fenced=True, holder="pi2")
-    assert choose(back).do is Do.START_SELF
+    fenced = {"serving": False, "self_fenced": True}
+    assert choose(primary(**fenced, holder="pi2")).do is Do.PROCEED  # waits: never two
+    assert choose(primary(**fenced, holder=None)).do is Do.ACQUIRE  # then starts
+    assert choose(primary(**fenced, holder="mac")).do is Do.START_SELF
     assert choose(primary(serving=False, self_fenced=True, etcd_error="x")).do is Do.HOLD
 
 

@@ -217,6 +217,16 @@ def test_primary_cut_off_from_etcd_fences_itself_then_one_standby_takes_over(
     took = cluster.run_until(lambda: cluster.serving() != [], TTL + 4)
     assert cluster.serving() == ["pi1"] and cluster.holder() == "pi1"
     print(f"\nprimary fenced itself after {fenced_after:.1f}s; pi1 serves {took:.1f}s later")
+    # etcd answers the primary again: it waits (never two serving), pi1 gives back and
+    # releases, then the primary takes the key and only then starts its gateway
+    cluster.reconnect(cluster.primary)
+    cluster.round(cluster.primary)
+    assert cluster.serving() == ["pi1"] and cluster.holder() == "pi1"
+    assert "waiting for pi1's give-back" in cluster.primary.events("coordination")[-1]["reason"]
+    cluster.round(cluster.pi1, cluster.pi2)
+    assert cluster.serving() == [] and cluster.holder() is None and cluster.pi1.role() == "primary"
+    cluster.round(cluster.primary)
+    assert cluster.serving() == ["mac"] and cluster.holder() == "mac"
 
 
 def test_two_standbys_race_the_higher_priority_serves(cluster: Cluster) -> None:

@@ -10,7 +10,9 @@ Rules, for a host in ``standby`` mode (``ocf check`` on a standby):
   serving if serving) or, with ``on_coordinator_loss: two_node``, the plain two-host
   logic;
 - serving (failed over): refresh the key while we hold it; take it again when it
-  expired; when another member holds it, give back (stop serving);
+  expired; when another member holds it, give back (stop serving); when the primary
+  fenced itself and its fresh heartbeat says it waits (and failback is automatic),
+  give back: it takes the key and starts only after our release;
 - not serving: the plain logic's takeover happens only when the key is free (absent or
   expired) AND the primary's probe failed; a standby whose priority is lower than that
   of another live standby waits ``delay`` seconds after it first saw that first;
@@ -21,8 +23,9 @@ In ``primary`` mode (``ocf check`` on the primary itself):
 - its gateway healthy: hold the key (refresh, or take it when free); when a standby
   holds it, wait for that standby's give-back;
 - its gateway down: release the key, so a standby need not wait for the TTL; after it
-  fenced itself and etcd answers again: start its gateway (as after a power cut: a
-  standby that serves meanwhile gives back, then the primary takes the key);
+  fenced itself and etcd answers again: wait while a standby holds the key (its
+  heartbeat says ``fenced``, and that standby gives back), take the key when it is
+  free, and only then start its gateway: never two serving;
 - cannot refresh: keep serving while the next check still comes before the lease runs
   out (``last_refresh + ttl``); otherwise fence itself (stop its gateway), unless
   ``two_node``, where it keeps serving and the standbys' probes decide.
@@ -42,7 +45,8 @@ class Do(enum.StrEnum):
     VETO = "veto"  # the plain logic wanted to take over: not allowed now
     STEP_DOWN = "step_down"  # serving without the key: stop serving (give back)
     FENCE_SELF = "fence_self"  # primary: stop our own gateway, the lease ran out
-    START_SELF = "start_self"  # primary: etcd answers again after we fenced ourselves
+    START_SELF = "start_self"  # primary: took the key again after fencing ourselves: start
+    GIVE_BACK = "give_back"  # standby: the primary fenced itself and waits for the key
     HOLD = "hold"  # etcd cannot be asked: no role change
     TWO_NODE = "two_node"  # etcd cannot be asked: the plain two-host logic decides
 
@@ -64,6 +68,8 @@ class Facts:
     primary_failed: bool = False  # standby: the primary's probe failed (not slow, not auth)
     last_refresh: float | None = None  # when we last refreshed (or took) the key
     self_fenced: bool = False  # primary: we stopped our own gateway (FENCE_SELF)
+    primary_waiting: bool = False  # standby: the primary's heartbeat says fenced, and is fresh
+    auto_failback: bool = True  # standby: check.failback auto and no manual takeover
     free_since: float | None = None  # when this standby first saw the key free, primary down
     priority: int = 0
     higher_priority_alive: str | None = None  # a live standby with a higher priority
@@ -94,6 +100,8 @@ def _standby(f: Facts) -> Verdict:
             return Verdict(Do.RELEASE, "gave back: leader key released")
         return Verdict(Do.PROCEED, "gave back; the leader key was not ours any more")
     if f.serving:
+        if f.holder == f.name and f.primary_waiting and f.auto_failback:
+            return Verdict(Do.GIVE_BACK, "the primary fenced itself and waits for the key")
         if f.holder == f.name:
             return Verdict(Do.REFRESH, "serving and holding the leader key")
         if f.holder is None:
@@ -141,8 +149,12 @@ def _primary(f: Facts) -> Verdict:
             f"({f.etcd_error})",
         )
     if not f.serving:
+        if f.self_fenced and f.holder == f.name:
+            return Verdict(Do.START_SELF, "holding the leader key again: starting its gateway")
+        if f.self_fenced and f.holder is None:
+            return Verdict(Do.ACQUIRE, "fenced, the leader key is free: taking it, then starting")
         if f.self_fenced:
-            return Verdict(Do.START_SELF, "etcd answers again: starting the gateway it fenced")
+            return Verdict(Do.PROCEED, f"fenced; waiting for {f.holder}'s give-back")
         if f.holder == f.name:
             return Verdict(Do.RELEASE, "gateway down: leader key released for a standby")
         return Verdict(Do.PROCEED, "gateway down; not holding the leader key")

@@ -17,7 +17,7 @@ from typing import Protocol
 from openclaw_failover.config import Config
 from openclaw_failover.coord.etcd import EtcdError
 from openclaw_failover.coord.leader import LeaderView
-from openclaw_failover.coord.policy import Do, Facts, choose
+from openclaw_failover.coord.policy import Do, Facts, Verdict, choose
 from openclaw_failover.coord.step import Coordinator, Event
 from openclaw_failover.decide import Action, Notify
 from openclaw_failover.gateway import GatewayOutcome
@@ -65,7 +65,7 @@ def run_primary(
     coord.observed(view, error, verdict, now)
     step = PrimaryStep(verdict.reason or "no action: primary serving")
     step.notices += coord.loss_notices(error, verdict, now)
-    step.ok = _act(coord, gateway, verdict.do, view, now, step, event)
+    step.ok = _act(coord, gateway, verdict, view, now, step, event)
     step.notices += coord.take_pending()
     if verdict.do is Do.FENCE_SELF and step.ok:
         step.notices.append(Notify("fenced_self", reason=verdict.reason, detail=cc.name))
@@ -78,17 +78,20 @@ def run_primary(
 def _act(
     coord: Coordinator,
     gateway: Gateway,
-    do: Do,
+    verdict: Verdict,
     view: LeaderView | None,
     now: float,
     step: PrimaryStep,
     event: Event,
 ) -> bool:
     """Run the verdict; False when an action failed."""
+    do = verdict.do
     if do is Do.REFRESH:
         return coord.refresh_key(view, now)
     if do is Do.ACQUIRE:
-        coord.acquire_key(now, "the primary serves and the key was free")
+        won = coord.acquire_key(now, verdict.reason)
+        if won and coord.saved.self_fenced:  # fenced before: start only now, holding the key
+            return _act(coord, gateway, Verdict(Do.START_SELF, ""), view, now, step, event)
         return True
     if do is Do.RELEASE and not coord.dry_run:
         coord.stop_guard()  # first: a deliberate release must not stop the gateway
@@ -102,11 +105,14 @@ def _act(
         return True
     if do in (Do.FENCE_SELF, Do.START_SELF) and not coord.dry_run:
         step.acted = True
-        coord.stop_guard()
+        if do is Do.FENCE_SELF:
+            coord.stop_guard()
         outcome = gateway.stop() if do is Do.FENCE_SELF else gateway.start()
         step.steps += outcome.steps
         event("action", action=str(do), ok=outcome.ok, steps=outcome.steps)
         if outcome.ok:
             coord.saved.self_fenced = do is Do.FENCE_SELF
+        if outcome.ok and do is Do.START_SELF and view and view.holder == coord.cc.name:
+            coord.refresh_key(view, now)  # the key outlived our fence: keep it, guard it
         return outcome.ok
     return True

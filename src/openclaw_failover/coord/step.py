@@ -101,6 +101,15 @@ class Coordinator:
                 return str(member.get("name"))
         return None
 
+    def primary_waiting(self, now: float) -> bool:
+        """The primary's ocf fenced itself and is alive (a heartbeat younger than the TTL)."""
+        return any(
+            m.get("mode") == "primary"
+            and m.get("role") == "fenced"
+            and now - float(m.get("at") or 0) <= self.cc.ttl
+            for m in self.members()
+        )
+
     def members(self) -> list[dict[str, Any]]:
         return self.members_of(self.client, self.cc.prefix)
 
@@ -139,9 +148,11 @@ class Coordinator:
         wants = not serving and any(isinstance(a, TakeOver) for a in decision.actions)
         view, error = self.read()
         holder = view.holder if view else None
-        higher = None
+        higher, waiting = None, False
         if wants and error is None:
             higher = self._safe(lambda: self.higher_priority_alive(now))
+        if serving and error is None and view is not None and view.holder == self.cc.name:
+            waiting = bool(self._safe(lambda: self.primary_waiting(now)))
         facts = Facts(
             mode="standby", name=self.cc.name, now=now, ttl=self.cc.ttl,
             interval=self.cc.interval, on_loss=self.cc.on_coordinator_loss,
@@ -150,6 +161,8 @@ class Coordinator:
             wants_takeover=wants, primary_failed=obs.final.status.is_failure,
             free_since=self.saved.free_since, priority=self.cc.priority,
             higher_priority_alive=higher, delay=self.cc.priority_delay,
+            primary_waiting=waiting,
+            auto_failback=self.cfg.check.failback == "auto" and not state.manual_hold,
         )  # fmt: skip
         verdict = choose(facts)
         self.observed(view, error, verdict, now)
@@ -171,6 +184,12 @@ class Coordinator:
             return decision
         if v.do is Do.VETO:
             return _veto(state, decision, v.reason)
+        if v.do is Do.GIVE_BACK:
+            self.stop_guard()
+            s = replace(decision.state, role=Role.GIVING_BACK, since=now)
+            return Decision(
+                s, [GiveBack(unfence=state.fenced, why=v.reason)], f"giving back: {v.reason}"
+            )
         if v.do is Do.REFRESH and self.refresh_key(view, now):
             return decision
         if v.do is Do.ACQUIRE and self.acquire_key(now, v.reason):
