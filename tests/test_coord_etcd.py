@@ -207,6 +207,8 @@ def test_policy_standby_takes_over_only_when_free_and_primary_down() -> None:
     assert held.do is Do.VETO and "mac holds the leader key (4s left" in held.reason
     healthy = choose(standby(wants_takeover=True, primary_failed=False))
     assert healthy.do is Do.VETO
+    waits = choose(standby(wants_takeover=True, primary_failed=True, primary_waiting=True))
+    assert waits.do is Do.VETO and "takes the key back" in waits.reason
     assert choose(standby()).do is Do.PROCEED
 
 

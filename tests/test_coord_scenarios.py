@@ -35,6 +35,7 @@ HARNESS = Path(__file__).resolve().parent / "harness"
 SERVICE = [sys.executable, str(HARNESS / "fake_service.py")]
 TTL = 3
 INTERVAL = 1.0
+NS_TTL = 6  # the partition test: three endpoints x 0.5 s timeouts per failed read
 
 pytestmark = pytest.mark.skipif(bool(etcd_problem()), reason=etcd_problem() or "etcd")
 
@@ -52,10 +53,11 @@ class Host:
     port: int
     dir: Path
     doc: dict[str, Any]
+    wrap: list[str] = field(default_factory=list)  # ip netns exec NS: the host's namespace
     env: dict[str, str] = field(default_factory=dict)
 
     def service(self, verb: str) -> None:
-        cmd = [*SERVICE, verb, "--state-dir", str(self.dir / "svc")]
+        cmd = [*self.wrap, *SERVICE, verb, "--state-dir", str(self.dir / "svc")]
         if verb == "start":
             cmd += ["--port", str(self.port)]
         subprocess.run(cmd, check=True, timeout=30, capture_output=True)
@@ -65,7 +67,12 @@ class Host:
             time.sleep(0.05)
 
     def serves(self) -> bool:
-        return httpcheck.answers(f"http://127.0.0.1:{self.port}/", 1.0)
+        url = f"http://127.0.0.1:{self.port}/"
+        if not self.wrap:
+            return httpcheck.answers(url, 1.0)
+        curl = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "1", url]
+        out = subprocess.run([*self.wrap, *curl], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() not in ("", "000")
 
     @property
     def config_path(self) -> Path:
@@ -89,9 +96,12 @@ class Host:
 
 
 class Cluster:
-    def __init__(self, tmp: Path, etcd: EtcdCluster) -> None:
+    def __init__(self, tmp: Path, etcd: EtcdCluster, primary_ns: str | None = None) -> None:
+        tmp.mkdir(exist_ok=True)
         self.tmp = tmp
         self.etcd = etcd
+        self.primary_ns = primary_ns
+        self.ttl = NS_TTL if primary_ns else TTL
         self.prefix = f"/ocf-scn/{uuid.uuid4().hex[:8]}"
         key = tmp / "key"
         key.write_text("")
@@ -117,10 +127,11 @@ class Cluster:
             "check": {"retries": 0, "retry_delay": 0, "deadline": 30, "interval": INTERVAL},
             "state_dir": str(d / "state"),
             "coordination": {"endpoints": self.etcd.endpoints, "name": name, "mode": mode,
-                             "prefix": self.prefix, "ttl": TTL, "priority": priority,
+                             "prefix": self.prefix, "ttl": self.ttl, "priority": priority,
                              "priority_delay": 2, "timeout": 0.5},
         }  # fmt: skip
-        host = Host(name, mode, port, d, doc)
+        ns = self.primary_ns if mode == "primary" else None
+        host = Host(name, mode, port, d, doc, wrap=["ip", "netns", "exec", ns] if ns else [])
         self.hosts[name] = host
         return host
 
@@ -420,3 +431,67 @@ def test_give_back_with_two_standbys_every_database_ends_equal(
             got = c.execute("SELECT 1 FROM memory_items WHERE id = %s", [later["memory_item_id"]])
             assert got.fetchone()
     assert pair.apply_error_count() == 0 and second.apply_error_count() == 0
+
+
+def _netns_problem() -> str:
+    import shutil
+
+    if os.geteuid() != 0:
+        return "network namespaces need root (CI runs as root)"
+    for tool, package in (("ip", "iproute2"), ("curl", "curl")):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed (apt-get install {package})"
+    return ""
+
+
+@pytest.mark.skipif(bool(_netns_problem()), reason=_netns_problem() or "netns")
+def test_real_partition_primary_and_its_etcd_member_cut_off(tmp_path: Path) -> None:
+    """The primary's host (its ocf watch, its gateway, etcd member m0) in a network
+    namespace; the veth goes down: m0 answers it without quorum, the standbys cannot
+    reach it. It fences itself before its lease runs out on the majority side, pi1
+    takes over; healed, pi1 gives back and the primary starts only holding the key."""
+    from tests.harness.etcd import EtcdPartitionLab
+
+    lab = EtcdPartitionLab(tmp_path)
+    assert lab.etcd is not None
+    c = Cluster(tmp_path / "hosts", lab.etcd, primary_ns=lab.ns)
+    parted = [False]
+
+    def probe(cfg: Config, mask: object) -> ProbeResult:
+        if parted[0]:
+            return ProbeResult(ProbeStatus.UNREACHABLE, 1.0, "no route to host")
+        if c.primary.serves():
+            return ProbeResult(ProbeStatus.HEALTHY, 0.0, "HTTP 200")
+        return ProbeResult(ProbeStatus.GATEWAY_DOWN, 0.0, "connection refused")
+
+    c.probe_primary = probe  # type: ignore[method-assign]
+    c.primary.config()
+    watch = subprocess.Popen(
+        lab.in_ns([sys.executable, "-m", "openclaw_failover", "--config",
+                   str(c.primary.config_path), "watch", "--interval", "1"]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        c.run_until(lambda: c.holder() == "mac", 15, c.pi1, c.pi2)
+        c.round(c.pi1, c.pi2)
+        assert c.serving() == ["mac"]
+        lab.partition(True)
+        parted[0] = True
+        t0 = time.monotonic()
+        c.run_until(lambda: c.serving() == ["pi1"], NS_TTL + 8, c.pi1, c.pi2)
+        took = time.monotonic() - t0
+        fence = [e for e in c.primary.events("action") if e["action"] == "fence_self"]
+        guard_stop = c.primary.events("guard")
+        assert fence or guard_stop, "the primary's gateway stopped by neither ocf nor its guard"
+        assert c.holder() == "pi1"
+        by = "ocf" if fence else "its guard"
+        print(f"\npartition: primary fenced by {by}; pi1 serves {took:.1f}s after the cut")
+        lab.partition(False)
+        parted[0] = False
+        c.run_until(lambda: c.serving() == ["mac"] and c.holder() == "mac", 25, c.pi1, c.pi2)
+        assert c.pi1.role() == "primary" and c.pi2.role() == "primary"
+    finally:
+        watch.kill()
+        watch.wait(10)
+        c.close()
+        lab.close()

@@ -10,6 +10,7 @@ every member and removes the folder.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import socket
@@ -45,20 +46,32 @@ def free_ports(n: int) -> list[int]:
 
 
 class EtcdCluster:
-    def __init__(self, size: int = 3, base: Path | None = None) -> None:
+    """``hosts[i]`` / ``netns[i]``: member i's address and network namespace (default
+    127.0.0.1 in this namespace; see :class:`EtcdPartitionLab`)."""
+
+    def __init__(
+        self,
+        size: int = 3,
+        base: Path | None = None,
+        hosts: list[str] | None = None,
+        netns: list[str | None] | None = None,
+    ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="ocf-etcd-", dir=base))
         ports = free_ports(2 * size)
+        self.hosts = hosts or ["127.0.0.1"] * size
+        self.netns = netns or [None] * size
         self.names = [f"m{i}" for i in range(size)]
         self.client_ports = ports[:size]
         self.peer_ports = ports[size:]
         self.procs: dict[str, subprocess.Popen[bytes] | None] = dict.fromkeys(self.names)
         self.initial = ",".join(
-            f"{n}=http://127.0.0.1:{p}" for n, p in zip(self.names, self.peer_ports, strict=True)
+            f"{n}=http://{h}:{p}"
+            for n, h, p in zip(self.names, self.hosts, self.peer_ports, strict=True)
         )
 
     @property
     def endpoints(self) -> list[str]:
-        return [f"http://127.0.0.1:{p}" for p in self.client_ports]
+        return [f"http://{h}:{p}" for h, p in zip(self.hosts, self.client_ports, strict=True)]
 
     def endpoint(self, name: str) -> str:
         return self.endpoints[self.names.index(name)]
@@ -72,10 +85,11 @@ class EtcdCluster:
     def _spawn(self, name: str, state: str) -> None:
         i = self.names.index(name)
         log = (self.dir / f"{name}.log").open("ab")
-        client = f"http://127.0.0.1:{self.client_ports[i]}"
-        peer = f"http://127.0.0.1:{self.peer_ports[i]}"
-        argv = [
-            ETCD,
+        client = f"http://{self.hosts[i]}:{self.client_ports[i]}"
+        peer = f"http://{self.hosts[i]}:{self.peer_ports[i]}"
+        ns = self.netns[i]
+        argv = [*(["ip", "netns", "exec", ns] if ns else []),
+                ETCD,
             "--name", name,
             "--data-dir", str(self.dir / name),
             "--listen-client-urls", client,
@@ -133,3 +147,61 @@ class EtcdCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+LAB_NET = "10.214.0.0/16"
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=20)
+
+
+class EtcdPartitionLab:
+    """A 3-member etcd where member m0 lives in a network namespace of its own (with
+    whatever the test runs there: the primary's ocf), the others in this namespace:
+
+        this ns 10.214.K.1 (m1, m2, the standbys) --veth-- 10.214.K.2 ns (m0, the primary)
+
+    :meth:`partition` takes the veth down: m0 and everything in its namespace are cut
+    off from the majority (m0 answers, without quorum).  An ``unreachable`` route for
+    10.214.0.0/16 keeps lab traffic off the default route.  :meth:`close` removes the
+    namespace (and the veth pair), the route and the etcd members.
+    """
+
+    def __init__(self, base: Path) -> None:
+        tag = os.getpid() % 100000
+        k = tag % 250
+        self.ns, self.veth, self.veth_ns = f"ocfe{tag}", f"ocfes{tag}", f"ocfen{tag}"
+        self.root_ip, self.ns_ip = f"10.214.{k}.1", f"10.214.{k}.2"
+        self._own_route = False
+        self.etcd: EtcdCluster | None = None
+        try:
+            made = _ip("route", "add", "unreachable", LAB_NET, check=False)
+            self._own_route = made.returncode == 0
+            _ip("netns", "add", self.ns)
+            _ip("-n", self.ns, "link", "set", "lo", "up")
+            _ip("link", "add", self.veth, "type", "veth", "peer", "name", self.veth_ns,
+                "netns", self.ns)  # fmt: skip
+            _ip("addr", "add", f"{self.root_ip}/24", "dev", self.veth)
+            _ip("-n", self.ns, "addr", "add", f"{self.ns_ip}/24", "dev", self.veth_ns)
+            _ip("link", "set", self.veth, "up")
+            _ip("-n", self.ns, "link", "set", self.veth_ns, "up")
+            hosts = [self.ns_ip, self.root_ip, self.root_ip]
+            self.etcd = EtcdCluster(3, base, hosts=hosts, netns=[self.ns, None, None]).start()
+        except BaseException:
+            self.close()
+            raise
+
+    def partition(self, on: bool) -> None:
+        _ip("link", "set", self.veth, "down" if on else "up")
+
+    def in_ns(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.ns, *argv]
+
+    def close(self) -> None:
+        if self.etcd is not None:
+            self.etcd.close()
+        _ip("netns", "del", self.ns, check=False)
+        _ip("link", "del", self.veth, check=False)
+        if self._own_route:
+            _ip("route", "del", "unreachable", LAB_NET, check=False)

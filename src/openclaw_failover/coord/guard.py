@@ -6,8 +6,9 @@
 stopped (SIGTERM) by the check before it releases the key on purpose.  It polls the
 lease's time to live.  When the lease expired (this host's ocf was killed, or stopped
 refreshing), or etcd could not be asked until the moment the lease would run out, it
-stops this host's gateway (``standby.gateway.stop_command``), records a ``guard`` event
-and exits.  So a leader whose ocf dies stops serving when its lease ends, and a standby
+stops this host's gateway (``standby.gateway.stop_command``), records a ``guard`` event,
+leaves ``state_dir/guard.stopped`` (the next check then knows its gateway is fenced:
+a primary starts it again only once it holds the key) and exits.  So a leader whose ocf dies stops serving when its lease ends, and a standby
 (whose probe then fails) takes over: Patroni's watchdog, in software.
 """
 
@@ -28,6 +29,7 @@ from openclaw_failover.coord.etcd import EtcdClient, EtcdError
 
 PID_FILE = "guard.pid"
 LOG_FILE = "guard.log"
+STOPPED = "guard.stopped"  # the guard stopped the gateway: the check learns it is fenced
 
 
 def watch_lease(
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     poll = min(0.5, cfg.coordination.ttl / 6)
     why = watch_lease(client_for(cfg, mask), args.lease, poll=poll)
     outcome = LocalGateway(cfg, mask=mask, env=os.environ).stop()
+    (cfg.state_dir / STOPPED).touch()
     StateStore(cfg.state_dir).event(
         "guard", reason=why, ok=outcome.ok, steps=outcome.steps, lease=args.lease
     )

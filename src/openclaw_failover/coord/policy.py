@@ -120,6 +120,8 @@ def _may_take_over(f: Facts) -> Verdict:
         return Verdict(Do.VETO, f"not taking over: {f.holder} holds the leader key{left}")
     if not f.primary_failed:
         return Verdict(Do.VETO, "not taking over: the primary's probe did not fail")
+    if f.primary_waiting:
+        return Verdict(Do.VETO, "not taking over: the primary fenced itself and takes the key back")
     since = f.free_since if f.free_since is not None else f.now
     if f.higher_priority_alive is not None and f.now - since < f.delay:
         wait = f.delay - (f.now - since)

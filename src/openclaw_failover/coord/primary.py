@@ -10,6 +10,7 @@ The check (``tick``) queues the notices, delivers them and saves the state.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -54,9 +55,13 @@ def run_primary(
     coord = Coordinator(cfg, mask=mask, event=event, dry_run=dry_run, env=env)
     cc = coord.cc
     up = gateway.is_up()
+    started = time.monotonic()
     view, error = coord.read()
+    # The next check comes one interval after this one, which itself takes as long as
+    # etcd took to answer (or to time out): the lease must outlive both.
+    took = time.monotonic() - started
     facts = Facts(
-        mode="primary", name=cc.name, now=now, ttl=cc.ttl, interval=cc.interval,
+        mode="primary", name=cc.name, now=now + took, ttl=cc.ttl, interval=cc.interval + took,
         on_loss=cc.on_coordinator_loss, etcd_error=error,
         holder=view.holder if view else None, serving=up,
         last_refresh=coord.saved.last_refresh, self_fenced=coord.saved.self_fenced,
@@ -110,8 +115,8 @@ def _act(
         outcome = gateway.stop() if do is Do.FENCE_SELF else gateway.start()
         step.steps += outcome.steps
         event("action", action=str(do), ok=outcome.ok, steps=outcome.steps)
-        if outcome.ok:
-            coord.saved.self_fenced = do is Do.FENCE_SELF
+        if outcome.ok or do is Do.START_SELF:  # a failed start: down, not fenced (a
+            coord.saved.self_fenced = do is Do.FENCE_SELF  # standby may take over then)
         if outcome.ok and do is Do.START_SELF and view and view.holder == coord.cc.name:
             coord.refresh_key(view, now)  # the key outlived our fence: keep it, guard it
         return outcome.ok

@@ -80,6 +80,12 @@ class Coordinator:
         self.lead = Leadership(self.client, self.cc.prefix, self.cc.name, self.cc.ttl)
         self.path = cfg.state_dir / "coord.json"
         self.saved = self._load()
+        stopped = cfg.state_dir / guard.STOPPED
+        if stopped.exists() and not dry_run:  # our guard fenced our gateway meanwhile
+            self.saved.self_fenced = self.cc.mode == "primary"
+            self.event("guard_seen", reason="the leader guard stopped this host's gateway")
+            self.save()
+            stopped.unlink(missing_ok=True)
         self._pending: list[Notify] = []  # leader_changed, queued by the next gate/after
 
     # ------------------------------------------------------------------ facts
@@ -151,7 +157,8 @@ class Coordinator:
         higher, waiting = None, False
         if wants and error is None:
             higher = self._safe(lambda: self.higher_priority_alive(now))
-        if serving and error is None and view is not None and view.holder == self.cc.name:
+        ours = view is not None and view.holder == self.cc.name
+        if error is None and ((serving and ours) or wants):
             waiting = bool(self._safe(lambda: self.primary_waiting(now)))
         facts = Facts(
             mode="standby", name=self.cc.name, now=now, ttl=self.cc.ttl,
