@@ -232,6 +232,10 @@ def test_policy_no_quorum_holds_or_two_node() -> None:
     v = choose(standby(etcd_error="no etcd quorum", wants_takeover=True, primary_failed=True))
     assert v.do is Do.HOLD and v.reason.startswith("no role change")
     assert choose(standby(etcd_error="x", on_loss="two_node")).do is Do.TWO_NODE
+    serving = {"etcd_error": "no etcd quorum", "serving": True}
+    assert choose(standby(**serving, last_refresh=995.0)).do is Do.HOLD  # lease still on
+    down = choose(standby(**serving, last_refresh=990.0))  # it ran out: no restart
+    assert down.do is Do.HOLD_DOWN and "stays stopped" in down.reason
 
 
 def test_policy_serving_standby() -> None:

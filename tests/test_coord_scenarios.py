@@ -495,3 +495,29 @@ def test_real_partition_primary_and_its_etcd_member_cut_off(tmp_path: Path) -> N
         watch.wait(10)
         c.close()
         lab.close()
+
+
+def test_serving_standby_loses_quorum_its_gateway_stops_at_lease_end(cluster: Cluster) -> None:
+    """No role change without etcd, but a leader never serves past its lease: its guard
+    stops the gateway when the lease would end, and its check does not restart it until
+    it holds the key again (quorum back)."""
+    cluster.round()
+    cluster.primary.service("stop")
+    cluster.round(cluster.primary)
+    cluster.round(cluster.pi1, cluster.pi2)
+    assert cluster.serving() == ["pi1"]
+    cluster.etcd.kill("m0")
+    cluster.etcd.kill("m1")
+    try:
+        cluster.run_until(lambda: cluster.serving() == [], TTL + 6, cluster.pi1, cluster.pi2)
+        assert cluster.pi1.events("guard"), "the gateway was not stopped by pi1's guard"
+        for _ in range(2):  # not restarted, no role change
+            cluster.round(cluster.pi1, cluster.pi2)
+        assert cluster.serving() == [] and cluster.pi1.role() == "failover"
+        assert "stays stopped" in cluster.pi1.events("coordination")[-1]["reason"]
+    finally:
+        cluster.etcd.restart("m0")
+        cluster.etcd.restart("m1")
+        cluster.etcd.wait_healthy()
+    cluster.run_until(lambda: cluster.serving() == ["pi1"], 15, cluster.pi1, cluster.pi2)
+    assert cluster.holder() == "pi1"

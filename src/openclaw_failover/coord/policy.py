@@ -6,9 +6,10 @@ primary's probe, the local gateway), runs the verdict and persists what it must.
 
 Rules, for a host in ``standby`` mode (``ocf check`` on a standby):
 
-- etcd unreachable or without quorum: ``hold`` (no role change: never take over, keep
-  serving if serving) or, with ``on_coordinator_loss: two_node``, the plain two-host
-  logic;
+- etcd unreachable or without quorum: ``hold`` (no role change: never take over; keep
+  serving while our lease lasts, after that the leader guard has stopped our gateway
+  and it is not restarted) or, with ``on_coordinator_loss: two_node``, the plain
+  two-host logic;
 - serving (failed over): refresh the key while we hold it; take it again when it
   expired; when another member holds it, give back (stop serving); when the primary
   fenced itself and its fresh heartbeat says it waits (and failback is automatic),
@@ -48,6 +49,7 @@ class Do(enum.StrEnum):
     START_SELF = "start_self"  # primary: took the key again after fencing ourselves: start
     GIVE_BACK = "give_back"  # standby: the primary fenced itself and waits for the key
     HOLD = "hold"  # etcd cannot be asked: no role change
+    HOLD_DOWN = "hold_down"  # ... and our lease ran out: our gateway is not restarted
     TWO_NODE = "two_node"  # etcd cannot be asked: the plain two-host logic decides
 
 
@@ -93,6 +95,13 @@ def _standby(f: Facts) -> Verdict:
     if f.etcd_error is not None:
         if f.on_loss == "two_node":
             return Verdict(Do.TWO_NODE, f"etcd cannot be asked ({f.etcd_error}): two-host logic")
+        expires = (f.last_refresh or 0.0) + f.ttl
+        if f.serving and f.now + f.interval >= expires:
+            return Verdict(
+                Do.HOLD_DOWN,
+                f"no role change: etcd cannot be asked ({f.etcd_error}); our lease ran out: "
+                "the gateway stays stopped until this standby holds the key again",
+            )
         what = "keeps serving" if f.serving else "does not take over"
         return Verdict(Do.HOLD, f"no role change: etcd cannot be asked ({f.etcd_error}); {what}")
     if f.gave_back:

@@ -166,6 +166,7 @@ class Coordinator:
             etcd_error=error, holder=holder,
             ttl_left=view.ttl_left if view else None, serving=serving,
             wants_takeover=wants, primary_failed=obs.final.status.is_failure,
+            last_refresh=self.saved.last_refresh,
             free_since=self.saved.free_since, priority=self.cc.priority,
             higher_priority_alive=higher, delay=self.cc.priority_delay,
             primary_waiting=waiting,
@@ -189,6 +190,8 @@ class Coordinator:
             if decision.state.role != state.role:
                 return _veto(state, decision, v.reason)
             return decision
+        if v.do is Do.HOLD_DOWN:  # no restart of a gateway whose lease ran out
+            return _veto(state, decision, v.reason)
         if v.do is Do.VETO:
             return _veto(state, decision, v.reason)
         if v.do is Do.GIVE_BACK:
