@@ -521,3 +521,64 @@ def test_serving_standby_loses_quorum_its_gateway_stops_at_lease_end(cluster: Cl
         cluster.etcd.wait_healthy()
     cluster.run_until(lambda: cluster.serving() == ["pi1"], 15, cluster.pi1, cluster.pi2)
     assert cluster.holder() == "pi1"
+
+
+def test_two_equal_standbys_race_as_processes_exactly_one_serves(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Two `ocf check` processes, the same priority, each probing the primary over real
+    SSH. Their transactions go through a proxy that holds each back 1.5 s, so both read
+    the key as free first: the create-if-absent transaction lets exactly one take over."""
+    from tests.harness.etcd import TxnDelayProxy
+    from tests.harness.sshd import SSHServer, openssh_available
+
+    if not openssh_available():
+        pytest.skip("OpenSSH sshd not installed (apt-get install openssh-server)")
+    srv = SSHServer(tmp_path / "sshd").start()
+    proxy = TxnDelayProxy(("127.0.0.1", cluster.etcd.client_ports[1]), delay=1.5)
+    try:
+        for h in (cluster.pi1, cluster.pi2):
+            h.doc["primary"]["ssh"] = {"user": srv.user, "port": srv.port,
+                                       "key_file": str(srv.client_key),
+                                       "known_hosts": str(srv.known_hosts),
+                                       "connect_timeout": 3}  # fmt: skip
+            h.doc["primary"]["gateway"] = {
+                "health_url": f"http://127.0.0.1:{cluster.primary.port}/"
+            }
+            h.doc["coordination"]["priority"] = 100
+            h.doc["coordination"]["endpoints"] = [proxy.endpoint]
+            h.doc["coordination"]["timeout"] = 3
+        cluster.round()
+        cluster.primary.service("stop")
+        cluster.round(cluster.primary)
+        assert cluster.holder() is None
+        for h in (cluster.pi1, cluster.pi2):
+            h.config()
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "openclaw_failover",
+                    "--config",
+                    str(h.config_path),
+                    "check",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for h in (cluster.pi1, cluster.pi2)
+        ]
+        outs = [p.communicate(timeout=60)[0] for p in procs]
+        cluster.assert_one_serves()
+        serving = cluster.serving()
+        assert len(serving) == 1, outs
+        assert cluster.holder() == serving[0]
+        loser = cluster.pi2 if serving == ["pi1"] else cluster.pi1
+        assert loser.role() == "primary"
+        lost = [e for e in loser.events("leader") if e.get("action") == "acquire"]
+        assert lost and lost[-1]["ok"] is False, loser.events("leader")  # it raced, and lost
+    finally:
+        proxy.close()
+        srv.close()

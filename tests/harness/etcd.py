@@ -205,3 +205,56 @@ class EtcdPartitionLab:
         _ip("link", "del", self.veth, check=False)
         if self._own_route:
             _ip("route", "del", "unreachable", LAB_NET, check=False)
+
+
+class TxnDelayProxy:
+    """127.0.0.1:port -> an etcd member; every request chunk that starts a transaction
+    (``POST /v3/kv/txn``) is held back ``delay`` seconds, the rest passes at once.  Two
+    clients that both read the leader key as free then both send their create-if-absent
+    transaction after both reads: a real race, decided by etcd."""
+
+    def __init__(self, target: tuple[str, int], delay: float) -> None:
+        import threading
+
+        self.target, self.delay = target, delay
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                down, _ = self._sock.accept()
+                up = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                return
+            up.settimeout(None)
+            self._conns += [down, up]
+            threading.Thread(target=self._pump, args=(down, up, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, down, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, requests_: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if requests_ and data.startswith(b"POST /v3/kv/txn"):
+                    time.sleep(self.delay)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._sock.close()
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.close()
