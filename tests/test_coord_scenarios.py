@@ -548,6 +548,7 @@ def test_two_equal_standbys_race_as_processes_exactly_one_serves(
             h.doc["coordination"]["priority"] = 100
             h.doc["coordination"]["endpoints"] = [proxy.endpoint]
             h.doc["coordination"]["timeout"] = 3
+            h.doc["coordination"]["ttl"] = 10  # one check each, no refresh: outlive the asserts
         cluster.round()
         cluster.primary.service("stop")
         cluster.round(cluster.primary)
