@@ -10,7 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from openclaw_failover.coord.etcd import EtcdClient, EtcdRefused, NoQuorum, Unreachable
+from openclaw_failover.coord.etcd import (
+    EtcdClient,
+    EtcdError,
+    EtcdRefused,
+    NoQuorum,
+    Unreachable,
+)
 from openclaw_failover.coord.leader import Leadership
 from openclaw_failover.coord.policy import Do, Facts, choose
 from tests.harness.etcd import EtcdCluster, etcd_problem, free_ports
@@ -180,6 +186,23 @@ def test_auth_token_and_wrong_password(prefix: str) -> None:
         with pytest.raises(EtcdRefused, match="authentication failed") as err:
             bad.get("/x")
         assert "wrong-pass" not in str(err.value)
+
+
+@needs_etcd
+def test_tls_with_client_certificate(tmp_path, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    from tests.harness.etcd import make_tls
+
+    tls = make_tls(tmp_path / "tls")
+    with EtcdCluster(1, tmp_path, tls=tls) as one:
+        assert one.endpoints[0].startswith("https://127.0.0.1:")
+        ok = EtcdClient(one.endpoints, timeout=2.0, ca_file=str(tls.ca),
+                        cert_file=str(tls.client_cert), key_file=str(tls.client_key))  # fmt: skip
+        assert Leadership(ok, prefix, "a", ttl=5).acquire().won
+        with pytest.raises(EtcdRefused, match="TLS"):  # the CA is not trusted by default
+            EtcdClient(one.endpoints, timeout=2.0).get("/x")
+        no_cert = EtcdClient(one.endpoints, timeout=2.0, ca_file=str(tls.ca))
+        with pytest.raises(EtcdError):  # etcd wants a client certificate
+            no_cert.get("/x")
 
 
 def _masker():  # type: ignore[no-untyped-def]

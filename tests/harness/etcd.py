@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
@@ -30,6 +31,68 @@ def etcd_problem() -> str:
     if not Path(ETCD).is_file():
         return "etcd is not installed (Debian: apt-get install etcd-server)"
     return ""
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_tls(folder: Path) -> TLSFiles:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                         serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
+        path.chmod(0o600)
+        return path
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("ocf test CA")).issuer_name(name("ocf test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))  # fmt: skip
+
+    def issue(cn: str, usage: x509.ObjectIdentifier, stem: str) -> tuple[Path, Path]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        # etcd's JSON gateway dials its own gRPC port with the server certificate: a
+        # server certificate must be good for client auth too
+        usages = list(dict.fromkeys([usage, ExtendedKeyUsageOID.CLIENT_AUTH]))
+        builder = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(ca.subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.ExtendedKeyUsage(usages), critical=False))  # fmt: skip
+        if usage == ExtendedKeyUsageOID.SERVER_AUTH:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(san, critical=False)
+        cert = builder.sign(ca_key, hashes.SHA256())
+        path = folder / f"{stem}.pem"
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return path, write_key(key, folder / f"{stem}-key.pem")
+
+    ca_path = folder / "ca.pem"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    server = issue("127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH, "server")
+    client = issue("ocf", ExtendedKeyUsageOID.CLIENT_AUTH, "client")
+    return TLSFiles(ca_path, server[0], server[1], client[0], client[1])
 
 
 def free_ports(n: int) -> list[int]:
@@ -55,7 +118,10 @@ class EtcdCluster:
         base: Path | None = None,
         hosts: list[str] | None = None,
         netns: list[str | None] | None = None,
+        tls: TLSFiles | None = None,
     ) -> None:
+        self.tls = tls
+        self.scheme = "https" if tls else "http"
         self.dir = Path(tempfile.mkdtemp(prefix="ocf-etcd-", dir=base))
         ports = free_ports(2 * size)
         self.hosts = hosts or ["127.0.0.1"] * size
@@ -71,7 +137,9 @@ class EtcdCluster:
 
     @property
     def endpoints(self) -> list[str]:
-        return [f"http://{h}:{p}" for h, p in zip(self.hosts, self.client_ports, strict=True)]
+        return [
+            f"{self.scheme}://{h}:{p}" for h, p in zip(self.hosts, self.client_ports, strict=True)
+        ]
 
     def endpoint(self, name: str) -> str:
         return self.endpoints[self.names.index(name)]
@@ -85,7 +153,7 @@ class EtcdCluster:
     def _spawn(self, name: str, state: str) -> None:
         i = self.names.index(name)
         log = (self.dir / f"{name}.log").open("ab")
-        client = f"http://{self.hosts[i]}:{self.client_ports[i]}"
+        client = f"{self.scheme}://{self.hosts[i]}:{self.client_ports[i]}"
         peer = f"http://{self.hosts[i]}:{self.peer_ports[i]}"
         ns = self.netns[i]
         argv = [*(["ip", "netns", "exec", ns] if ns else []),
@@ -103,6 +171,10 @@ class EtcdCluster:
             "--election-timeout", "500",
             "--log-level", "warn",
         ]  # fmt: skip
+        if self.tls:  # clients must show a certificate the CA signed
+            argv += ["--cert-file", str(self.tls.server_cert), "--key-file",
+                     str(self.tls.server_key), "--trusted-ca-file", str(self.tls.ca),
+                     "--client-cert-auth"]  # fmt: skip
         self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
         log.close()
 
@@ -124,9 +196,14 @@ class EtcdCluster:
         for name in running:
             while True:
                 try:
+                    tls: dict[str, object] = {}
+                    if self.tls:
+                        tls = {"verify": str(self.tls.ca),
+                               "cert": (str(self.tls.client_cert), str(self.tls.client_key))}  # fmt: skip
                     r = requests.post(
-                        self.endpoint(name) + "/v3/kv/range", json={"key": "eA=="}, timeout=1
-                    )
+                        self.endpoint(name) + "/v3/kv/range", json={"key": "eA=="}, timeout=1,
+                        **tls,  # type: ignore[arg-type]
+                    )  # fmt: skip
                     if r.status_code == 200 and "error" not in r.json():
                         break
                 except requests.RequestException:
