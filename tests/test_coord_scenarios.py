@@ -583,3 +583,34 @@ def test_two_equal_standbys_race_as_processes_exactly_one_serves(
     finally:
         proxy.close()
         srv.close()
+
+
+def _doctor(host: Host) -> list[Any]:
+    from openclaw_failover.coord.doctor import check_coordination
+    from openclaw_failover.doctor import DoctorContext, Sink
+    from openclaw_failover.runner import Masker
+
+    cfg = host.config()
+    ctx = DoctorContext(cfg=cfg, env={}, config_path=host.config_path, send_test=False,
+                        now=time.time(), mask=Masker(cfg.secrets), state=None,
+                        state_warning=None)  # fmt: skip
+    sink = Sink("coordination", ctx.mask)
+    check_coordination(ctx, sink)
+    return sink.close()
+
+
+def test_doctor_coordination_group(cluster: Cluster) -> None:
+    cluster.round()
+    checks = {c.id: c for c in _doctor(cluster.pi1)}
+    assert [checks[i].status for i in ("coordination.endpoint", "coordination.endpoint#2",
+                                       "coordination.endpoint#3")] == ["ok"] * 3  # fmt: skip
+    assert checks["coordination.quorum"].status == "ok"
+    assert "held by mac" in checks["coordination.quorum"].detail
+    cluster.primary.doc["check"]["interval"] = 2  # ttl 3 s for a 2 s timer: warned
+    mac = {c.id: c for c in _doctor(cluster.primary)}
+    assert mac["coordination.ttl"].status == "warn"
+    cluster.cut_off(cluster.pi1)
+    checks = {c.id: c for c in _doctor(cluster.pi1)}
+    assert checks["coordination.quorum"].status == "FAIL"
+    assert "no etcd quorum" in checks["coordination.quorum"].detail
+    assert checks["coordination.endpoint"].status == "warn"
