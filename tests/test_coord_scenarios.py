@@ -140,10 +140,11 @@ class Cluster:
             return ProbeResult(ProbeStatus.HEALTHY, 0.0, "HTTP 200")
         return ProbeResult(ProbeStatus.GATEWAY_DOWN, 0.0, "connection refused")
 
-    def check(self, host: Host) -> TickResult:
+    def check(self, host: Host, request: str | None = None) -> TickResult:
         tick = Tick(
             host.config(),
             os.environ,
+            request=request,
             probe=self.probe_primary,
             witnesses=lambda cfg, mask: None,
             sleep=lambda s: None,
@@ -614,3 +615,14 @@ def test_doctor_coordination_group(cluster: Cluster) -> None:
     assert checks["coordination.quorum"].status == "FAIL"
     assert "no etcd quorum" in checks["coordination.quorum"].detail
     assert checks["coordination.endpoint"].status == "warn"
+
+
+def test_manual_takeover_is_refused_while_the_primary_holds_the_key(cluster: Cluster) -> None:
+    from openclaw_failover.tick import ExitStatus
+
+    cluster.pi1.doc["primary"]["gateway"] = {"stop_command": "true"}  # it could fence
+    cluster.round()
+    result = cluster.check(cluster.pi1, request="takeover")
+    assert result.status is ExitStatus.ACTION_FAILED
+    assert "mac holds the leader key" in result.reason
+    assert cluster.serving() == ["mac"] and cluster.pi1.role() == "primary"

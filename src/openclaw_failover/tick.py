@@ -187,7 +187,7 @@ class Tick:
         before = state
         decision = decide(state, obs, self.cfg, now, self.request)
         if coord is not None:  # the leader key allows, vetoes or replaces the decision
-            decision = coord.gate(state, obs, decision, now)
+            decision = coord.gate(state, obs, decision, now, manual=self.request is not None)
         self._probe_changed(state, obs)
         result = TickResult(ExitStatus.OK, decision.reason, state=decision.state)
         if decision.refused:

@@ -148,8 +148,12 @@ class Coordinator:
 
     # ------------------------------------------------------------------ standby
 
-    def gate(self, state: State, obs: Observation, decision: Decision, now: float) -> Decision:
-        """The plain decision, allowed, vetoed or replaced by what the leader key says."""
+    def gate(
+        self, state: State, obs: Observation, decision: Decision, now: float, manual: bool = False
+    ) -> Decision:
+        """The plain decision, allowed, vetoed or replaced by what the leader key says.
+        ``manual``: `ocf takeover` / `ocf release`: a vetoed takeover is refused (exit 1);
+        a release goes ahead without etcd (stopping our gateway is always safe)."""
         serving = state.role in SERVING
         wants = not serving and any(isinstance(a, TakeOver) for a in decision.actions)
         view, error = self.read()
@@ -175,19 +179,26 @@ class Coordinator:
         verdict = choose(facts)
         self.observed(view, error, verdict, now)
         notes = self.loss_notices(error, verdict, now)
-        out = self._apply(state, decision, verdict, view, now)
+        out = self._apply(state, decision, verdict, view, now, manual)
         self.saved.free_since = verdict.free_since
         self.save()
         self.heartbeat(now, _member_role(out.state.role), obs.local_up)
         return replace(out, actions=[*notes, *self.take_pending(), *out.actions])
 
     def _apply(
-        self, state: State, decision: Decision, v: Verdict, view: LeaderView | None, now: float
+        self,
+        state: State,
+        decision: Decision,
+        v: Verdict,
+        view: LeaderView | None,
+        now: float,
+        manual: bool = False,
     ) -> Decision:
         if v.do in (Do.PROCEED, Do.TWO_NODE):
             return decision
         if v.do is Do.HOLD:
-            if decision.state.role != state.role:
+            giving_back = any(isinstance(a, GiveBack) for a in decision.actions)
+            if decision.state.role != state.role and not (manual and giving_back):
                 return _veto(state, decision, v.reason)
             return decision
         if v.do is Do.HOLD_DOWN:  # no restart of a gateway whose lease ran out
@@ -327,10 +338,12 @@ class Coordinator:
 
 
 def _veto(state: State, decision: Decision, reason: str) -> Decision:
-    """The plain decision without its role change and actions (its counters kept)."""
+    """The plain decision without its role change and actions (its counters kept); a
+    manual takeover (`ocf takeover`) vetoed is refused."""
     kept = replace(decision.state, role=state.role, since=state.since)
     notes: list[Action] = [a for a in decision.actions if isinstance(a, Notify)]
-    return Decision(kept, notes, reason)
+    manual = any(isinstance(a, TakeOver) and a.strict for a in decision.actions)
+    return Decision(kept, notes, reason, refused=decision.refused or manual)
 
 
 def _member_role(role: Role) -> str:
