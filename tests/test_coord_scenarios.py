@@ -626,3 +626,15 @@ def test_manual_takeover_is_refused_while_the_primary_holds_the_key(cluster: Clu
     assert result.status is ExitStatus.ACTION_FAILED
     assert "mac holds the leader key" in result.reason
     assert cluster.serving() == ["mac"] and cluster.pi1.role() == "primary"
+
+
+def test_two_node_without_etcd_the_plain_logic_takes_over(cluster: Cluster) -> None:
+    cluster.round()
+    cluster.pi1.doc["coordination"]["on_coordinator_loss"] = "two_node"
+    cluster.cut_off(cluster.pi1)
+    cluster.primary.service("stop")
+    cluster.round(cluster.primary, cluster.pi1)
+    assert cluster.serving() == ["pi1"]  # no etcd asked: the two-host logic decided
+    assert any("two-host logic" in e["reason"] for e in cluster.pi1.events("coordination"))
+    lost = [t for t in cluster.pi1.notices() if "cannot reach an etcd quorum" in t]
+    assert len(lost) == 1 and "two-host logic" in lost[0] and "no role change" not in lost[0]

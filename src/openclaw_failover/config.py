@@ -55,7 +55,7 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "{detail} ({time})",
     # coordination (etcd): {detail} names the host the notice is about
     "leader_changed": "Leader is now {detail}: it serves the gateway. ({reason}; {time})",
-    "coordinator_lost": "{detail} cannot reach an etcd quorum: no role change. ({reason}; {time})",
+    "coordinator_lost": "{detail} cannot reach an etcd quorum. ({reason}; {time})",
     "fenced_self": "{detail} FENCED ITSELF - it could not refresh its leader key, its gateway "
     "is stopped. ({reason}; {time})",
 }
