@@ -74,7 +74,7 @@ import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 from openclaw_failover.config.loader import Config, load_config  # noqa: E402
-from openclaw_failover.local.runner import Masker  # noqa: E402
+from openclaw_failover.config.secrets import Masker  # noqa: E402
 from openclaw_failover.syncback.run import BASELINE_FILE, disable_subscription  # noqa: E402
 from tests.harness.pg import (  # noqa: E402
     LOOPBACK,

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from openclaw_failover.local.runner import Masker  # noqa: E402
+from openclaw_failover.config.secrets import Masker  # noqa: E402
 from openclaw_failover.syncback.db import splitkeys  # noqa: E402
 from openclaw_failover.syncback.run import disable_subscription  # noqa: E402
 from tests.harness.pg import bulk_memories, make_memu_pair  # noqa: E402

@@ -260,7 +260,8 @@ CHILD_SCRIPT = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from openclaw_failover.config.loader import *
+    from openclaw_failover.config.loader import (
+        Config, PrimaryConfig, SSHConfig, StandbyConfig, StandbyGateway)
     from openclaw_failover.local.gateway import LocalGateway
     from openclaw_failover.config.secrets import Masker
 

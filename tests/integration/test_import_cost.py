@@ -10,7 +10,7 @@ import sys
 NOT_ON_A_HEALTHY_TICK = [
     "openclaw_failover.core.events",  # only when something is logged
     "openclaw_failover.syncback.run",
-    "openclaw_failover.coord",  # only when coordination: is configured
+    "openclaw_failover.engine.coord",  # only when coordination: is configured
     "psycopg",
     "telegram",
     "requests",

@@ -654,7 +654,7 @@ def test_install_refusals(home: Path) -> None:
     kw: dict[str, Any] = {"dry_run": True, "env": {}, "say": lines.append, "home": home}
     assert run_install("systemd", config_path=_config(home), is_root=True, **kw) == 2
     assert "not as root" in lines[-1]
-    assert run_install("launchd", config_path=_config(home), is_root=False, **kw) == 2
+    assert run_install("anacron", config_path=_config(home), is_root=False, **kw) == 2
     assert "unknown kind" in lines[-1]
     assert run_install("cron", config_path=home / "nope.yaml", is_root=False, **kw) == 2
     assert "not found" in lines[-1]

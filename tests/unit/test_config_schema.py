@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from openclaw_failover.config import example, loader, schema
+from openclaw_failover.config import coordination, example, loader, schema
 from openclaw_failover.config.validate import iter_keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,14 +29,16 @@ SECTIONS: dict[str, tuple[type, str]] = {
     "files": (loader.FileRoot, ""),
     "metrics": (loader.MonitoringConfig, "metrics_"),
     "monitoring": (loader.MonitoringConfig, ""),
+    "coordination": (coordination.CoordinationConfig, ""),
 }
 # Fields that are not config keys: nested sections, and what the loader adds.
 NOT_KEYS = {
     "Config": {"primary", "standby", "check", "telegram", "messages", "database", "files"},
     "PrimaryConfig": {"ssh", "gateway"},
     "StandbyConfig": {"gateway"},
+    "CoordinationConfig": {"interval"},  # check.interval, or ocf watch's
 }
-NOT_KEYS["Config"] |= {"monitoring", "source", "extra_secrets", "given"}
+NOT_KEYS["Config"] |= {"monitoring", "coordination", "source", "extra_secrets", "given"}
 # The schema says None ("1 when witnesses are set"); the dataclass holds the outcome.
 DERIVED = {"check.witness_quorum": loader.NO_WITNESSES}
 

@@ -60,7 +60,21 @@ SAMPLES: list[ev.Payload] = [
     ev.Reconciled("state file x is missing", "primary", "state.json.corrupt-1"),
     ev.Paused(),
     ev.Resumed(),
+    ev.LeaderKey(action="acquire", ok=True, holder="pi", reason="primary unreachable"),
+    ev.LeaderSeen(was="mac", holder="pi"),
+    ev.Guard(ok=True, reason="lease 7 expired", steps=("stopped",), lease="7"),
+    ev.GuardSeen(reason="the leader guard stopped this host's gateway"),
+    ev.CoordVerdict(action="veto", reason="pi1 has a higher priority"),
+    ev.CoordBack(lost_for=12.5),
+    ev.SelfAction(action="fence_self", ok=True, steps=("gateway stopped",)),
 ]
+
+
+def test_coord_event_builds_the_typed_payload_from_coord_facts() -> None:
+    payload = ev.coord_event("coordination", do="take_over", reason="key expired")
+    assert payload == ev.CoordVerdict(action="take_over", reason="key expired")
+    line = Event(TS, ev.coord_event("leader", action="release", ok=False, error="x")).to_json()
+    assert line["type"] == "leader" and line["ok"] is False and "holder" not in line
 
 
 def test_every_kind_has_one_payload_and_a_sample() -> None:

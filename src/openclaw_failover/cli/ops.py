@@ -65,7 +65,7 @@ def history_cmd(c: Context, since: str, as_json: bool) -> None:
 
 
 @cli.command("install")
-@click.argument("kind", type=click.Choice(["cron", "systemd"]))
+@click.argument("kind", type=click.Choice(["cron", "systemd", "launchd"]))
 @click.option("--dry-run", "-n", is_flag=True, help="Print the files and commands; write nothing.")
 @click.option("--watch", is_flag=True, help="systemd: a service running `ocf watch` instead.")
 @click.option(
@@ -75,7 +75,8 @@ def history_cmd(c: Context, since: str, as_json: bool) -> None:
 )
 @pass_ctx
 def install_cmd(c: Context, kind: str, dry_run: bool, watch: bool, set_interval: bool) -> None:
-    """Schedule `ocf check` (cron.d / crontab, or a systemd user timer) with this user's paths."""
+    """Schedule `ocf check` (cron.d / crontab, a systemd user timer, or a macOS LaunchAgent
+    running `ocf watch` on the primary) with this user's paths."""
     from openclaw_failover.config.envfile import read_env_file
     from openclaw_failover.ops import install
     from openclaw_failover.ops.install_interval import offer

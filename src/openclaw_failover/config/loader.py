@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from openclaw_failover.config import safeyaml
+from openclaw_failover.config import coordination, safeyaml
+from openclaw_failover.config.coordination import CoordinationConfig
 from openclaw_failover.config.schema import (
     DEFAULT_MESSAGES,
     SCHEMA,
@@ -164,6 +165,7 @@ class Config:
     database: DatabaseConfig | None = None
     files: tuple[FileRoot, ...] = ()
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    coordination: CoordinationConfig | None = None  # leadership on etcd (see coord/)
     source: str = "<config>"
     # ${VAR} values whose name says TOKEN/PASSWORD/SECRET/KEY, the ping URL's path+query
     extra_secrets: tuple[str, ...] = ()
@@ -313,6 +315,7 @@ def parse_config(
     doc = v.section(SCHEMA, data if data is not None else {}, "")
     _check_templates(v, doc.get("messages"))
     _check_witnesses(v, doc.get("check") or {})
+    coordination.check(v, doc.get("coordination"))
     if v.problems:
         mask = Masker([*v.secrets, *_dsn_passwords(data)])
         raise ConfigError(source, [mask(p) for p in v.problems])
@@ -363,6 +366,7 @@ def _build(doc: dict[str, Any], source: str) -> Config:
         database=_database(doc["database"]),
         files=tuple(FileRoot(f["path"], f["remote_path"]) for f in doc["files"] or ()),
         monitoring=_monitoring(doc["metrics"], doc["monitoring"]),
+        coordination=coordination.build(doc["coordination"], c["interval"]),
         source=source,
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from openclaw_failover.config.coordination import COORDINATION
 from openclaw_failover.config.validate import (
     SAME,
     Command,
@@ -72,6 +73,20 @@ NOTICES: dict[str, tuple[str, str]] = {
     "isolated": (
         "{standby} was cut off and did NOT take over from {primary}: {reason}. {detail} ({time})",
         "no takeover because too few witnesses answered",
+    ),
+    # coordination (etcd): {detail} names the host the notice is about
+    "leader_changed": (
+        "Leader is now {detail}: it serves the gateway. ({reason}; {time})",
+        "coordination: a host took the leader key",
+    ),
+    "coordinator_lost": (
+        "{detail} cannot reach an etcd quorum. ({reason}; {time})",
+        "coordination: no etcd quorum, nobody changes role",
+    ),
+    "fenced_self": (
+        "{detail} FENCED ITSELF - it could not refresh its leader key, its gateway "
+        "is stopped. ({reason}; {time})",
+        "coordination: the primary stopped its own gateway",
     ),
 }
 DEFAULT_MESSAGES: dict[str, str] = {kind: text for kind, (text, _) in NOTICES.items()}
@@ -461,6 +476,7 @@ SCHEMA: Schema = {
         optional=True,
         commented=True,
     ),
+    "coordination": COORDINATION,
     "database": DATABASE,
     "files": ListOf(
         {

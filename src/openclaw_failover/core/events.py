@@ -47,6 +47,14 @@ class EventKind(enum.StrEnum):
     RECONCILED = "reconciled"  # the state file was missing or corrupt
     PAUSED = "paused"
     RESUMED = "resumed"
+    # coordination (etcd, see coord/): what happened to the leader key and the guard
+    LEADER = "leader"  # this host acquired / refreshed / released the key (ok or not)
+    LEADER_SEEN = "leader_seen"  # another host holds the key now
+    GUARD = "guard"  # the lease guard started, failed, or stopped the gateway
+    GUARD_SEEN = "guard_seen"  # a check found the guard had stopped the gateway
+    COORDINATION = "coordination"  # the leader key allowed, vetoed or replaced a decision
+    COORDINATION_BACK = "coordination_back"  # an etcd quorum answers again
+    SELF = "self"  # mode primary: the primary fenced or started its own gateway
 
 
 # An action's kind on the wire: "type": "action", "action": <name> (as in schema 1).
@@ -328,6 +336,90 @@ class Resumed(_Texts):
     KIND: ClassVar[EventKind] = EventKind.RESUMED
 
 
+@dataclass(frozen=True)
+class _CoordFacts:
+    """A coordination event: facts about the leader key, the guard or a verdict."""
+
+    action: str = ""  # acquire | refresh | release | fence_self | start_self ...
+    ok: bool | None = None
+    holder: str = ""  # the key's holder (leader, leader_seen)
+    was: str = ""  # the holder before (leader_seen)
+    reason: str = ""
+    error: str = ""  # masked
+    steps: tuple[str, ...] = ()
+    lost_for: float | None = None  # seconds without an etcd quorum (coordination_back)
+    lease: str = ""  # the guard's lease id
+
+    def to_fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value not in ("", None, ()):
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def read(cls, d: Mapping[str, Any]) -> Self:
+        ok = d.get("ok")
+        return cls(
+            action=_text(d.get("action") or d.get("do")),
+            ok=ok if isinstance(ok, bool) else None,
+            holder=_text(d.get("holder")),
+            was=_text(d.get("was")),
+            reason=_text(d.get("reason")),
+            error=_text(d.get("error")),
+            steps=_texts(d.get("steps")),
+            lost_for=_number(d.get("lost_for")),
+            lease=_text(d.get("lease")),
+        )
+
+
+@dataclass(frozen=True)
+class LeaderKey(_CoordFacts):
+    KIND: ClassVar[EventKind] = EventKind.LEADER
+
+
+@dataclass(frozen=True)
+class LeaderSeen(_CoordFacts):
+    KIND: ClassVar[EventKind] = EventKind.LEADER_SEEN
+
+
+@dataclass(frozen=True)
+class Guard(_CoordFacts):
+    KIND: ClassVar[EventKind] = EventKind.GUARD
+
+
+@dataclass(frozen=True)
+class GuardSeen(_CoordFacts):
+    KIND: ClassVar[EventKind] = EventKind.GUARD_SEEN
+
+
+@dataclass(frozen=True)
+class CoordVerdict(_CoordFacts):
+    KIND: ClassVar[EventKind] = EventKind.COORDINATION
+
+
+@dataclass(frozen=True)
+class CoordBack(_CoordFacts):
+    KIND: ClassVar[EventKind] = EventKind.COORDINATION_BACK
+
+
+@dataclass(frozen=True)
+class SelfAction(_CoordFacts):
+    KIND: ClassVar[EventKind] = EventKind.SELF
+
+
+COORD_EVENTS: dict[str, type[_CoordFacts]] = {
+    cls.KIND.value: cls
+    for cls in (LeaderKey, LeaderSeen, Guard, GuardSeen, CoordVerdict, CoordBack, SelfAction)
+}
+
+
+def coord_event(kind: str, **facts: Any) -> Payload:
+    """The typed event coord/ reports as ``kind`` plus keyword facts (``do`` = action)."""
+    return COORD_EVENTS[kind].read(facts)  # type: ignore[return-value]
+
+
 Payload = (
     Transition
     | TookOver
@@ -345,6 +437,13 @@ Payload = (
     | Reconciled
     | Paused
     | Resumed
+    | LeaderKey
+    | LeaderSeen
+    | Guard
+    | GuardSeen
+    | CoordVerdict
+    | CoordBack
+    | SelfAction
 )
 PAYLOADS: dict[EventKind, type[Payload]] = {cls.KIND: cls for cls in get_args(Payload)}
 

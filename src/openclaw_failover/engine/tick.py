@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from openclaw_failover.config.loader import Config
 from openclaw_failover.config.secrets import Masker
@@ -35,6 +35,9 @@ from openclaw_failover.notify import telegram as notify
 
 if TYPE_CHECKING:
     from openclaw_failover.core import events as ev
+
+if TYPE_CHECKING:
+    from openclaw_failover.engine.coord.step import Coordinator
 
 log = logging.getLogger(__name__)
 
@@ -181,11 +184,17 @@ class Tick:
             return TickResult(ExitStatus.ACTION_FAILED, str(exc))
 
     def _tick(self) -> TickResult:
+        coord = self._coordinator()  # None unless coordination: is configured
+        if coord is not None and coord.cc.mode == "primary":
+            return self._primary_tick()
         loaded, warning = self.store.load()
         obs = self.observe(loaded)
         now = self.clock()
         state = loaded if loaded is not None else self._reconciled(warning, obs, now)
+        before = state
         decision = decide(state, obs, self.cfg, now, self.request)
+        if coord is not None:  # the leader key allows, vetoes or replaces the decision
+            decision = coord.gate(state, obs, decision, now, manual=self.request is not None)
         self._probe_changed(state, obs)
         result = TickResult(ExitStatus.OK, decision.reason, state=decision.state)
         if decision.refused:
@@ -199,10 +208,42 @@ class Tick:
         if decision.actions:  # the intent first: a tick killed while acting is resumed
             self._persist(state)
         state = self._act(state, decision, result)
+        if coord is not None:  # release the key once we no longer serve: the last step
+            state = self._queue(state, coord.after(before, state, self.clock()), now)
         state = self._deliver(state)
         state.last_reason = result.reason
         if self.save_quiet or loaded is None or _differs(loaded, state):
             self._persist(state)
+        result.state = state
+        self._log_reason(result)
+        return result
+
+    # ------------------------------------------------------------------ coordination
+
+    def _coordinator(self) -> Coordinator | None:
+        if self.cfg.coordination is None:
+            return None
+        from openclaw_failover.engine.coord.step import Coordinator  # etcd only when configured
+
+        return Coordinator(
+            self.cfg, mask=self.mask, event=self._coord_event, dry_run=self.dry_run, env=self.env
+        )
+
+    def _primary_tick(self) -> TickResult:
+        """``coordination.mode: primary``: hold the leader key, or fence ourselves."""
+        from openclaw_failover.engine.coord.primary import run_primary
+
+        state = self.store.load()[0] or State()
+        now = self.clock()
+        step = run_primary(
+            self.cfg, self.actor.local, mask=self.mask, event=self._coord_event, now=now,
+            dry_run=self.dry_run, env=self.env,
+        )  # fmt: skip
+        status = ExitStatus.OK if step.ok else ExitStatus.ACTION_FAILED
+        result = TickResult(status, step.reason, acted=step.acted, steps=step.steps)
+        state = self._deliver(self._queue(state, step.notices, now))
+        state = replace(state, last_reason=step.reason, last_tick_at=now)
+        self._persist(state)
         result.state = state
         self._log_reason(result)
         return result
@@ -326,6 +367,12 @@ class Tick:
             marker.touch()
         else:
             marker.unlink(missing_ok=True)
+
+    def _coord_event(self, kind: str, **facts: Any) -> None:
+        """coord/ reports ``kind`` and its facts; the log gets the typed event."""
+        from openclaw_failover.core import events as ev  # only with coordination:
+
+        self._event(ev.coord_event(kind, **facts))
 
     def _event(self, payload: ev.Payload) -> None:
         if not self.dry_run:

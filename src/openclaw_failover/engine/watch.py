@@ -113,7 +113,8 @@ def _tune(client: paramiko.SSHClient) -> None:
 def watch_config(cfg: Config, interval: float) -> Config:
     """The config one round runs with: retries wait at most one interval."""
     check = replace(cfg.check, retry_delay=min(cfg.check.retry_delay, interval))
-    return replace(cfg, check=check)
+    coordination = cfg.coordination and replace(cfg.coordination, interval=interval)
+    return replace(cfg, check=check, coordination=coordination)
 
 
 def run_watch(

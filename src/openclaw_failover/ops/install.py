@@ -33,12 +33,11 @@ import shlex
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from openclaw_failover.config.envfile import read_env_file
 from openclaw_failover.config.loader import Config, load_config
-from openclaw_failover.core.model import CommandResult
 from openclaw_failover.local import runner
 from openclaw_failover.ops import installguard
 from openclaw_failover.ops.install_files import (
@@ -46,12 +45,15 @@ from openclaw_failover.ops.install_files import (
     CRON_INTERVAL,
     NAME,
     TIMER_INTERVAL,
+    Run,
+    Say,
     Target,
     check_schedule,
     cron_d_file,
     cron_minutes,
     crontab_block,
     exec_start,
+    indent,
     merge_crontab,
     schedule_seconds,
     service_unit,
@@ -59,14 +61,11 @@ from openclaw_failover.ops.install_files import (
     timer_unit,
     unit_file_path,
     unit_path,
+    write_file,
 )
 from openclaw_failover.ops.installguard import COMMAND_TIMEOUT, InstallError
 
 CRON_D = Path("/etc/cron.d") / NAME
-
-
-Say = Callable[[str], None]
-Run = Callable[..., CommandResult]
 
 
 # --------------------------------------------------------------------------- public API
@@ -132,7 +131,11 @@ def install(
             say("dry run: nothing is written or run")
         for warning in target.warnings:
             say(f"warning: {warning}")
-        if kind == "systemd":
+        if kind == "launchd":  # the primary's ocf watch (coordination.mode: primary)
+            from openclaw_failover.ops.install_launchd import install_launchd
+
+            install_launchd(target, dry_run=dry_run, say=say, run=run)
+        elif kind == "systemd":
             _install_systemd(target, dry_run=dry_run, env=env, say=say, run=run, watch=watch)
         elif root:
             _install_cron_d(target, cron_d, dry_run=dry_run, say=say)
@@ -145,14 +148,14 @@ def install(
 
 
 def _check_usage(kind: str, *, root: bool, watch: bool) -> None:
-    if kind not in ("cron", "systemd"):
-        raise InstallError(f"unknown kind {kind!r}: use cron or systemd", 2)
+    if kind not in ("cron", "systemd", "launchd"):
+        raise InstallError(f"unknown kind {kind!r}: use cron, systemd or launchd", 2)
     if watch and kind != "systemd":
         raise InstallError("--watch installs a systemd service: `ocf install systemd --watch`", 2)
-    if kind == "systemd" and root:
+    if kind in ("systemd", "launchd") and root:
+        what = "systemd units are user units" if kind == "systemd" else "LaunchAgent is"
         raise InstallError(
-            "the systemd units are user units: run `ocf install systemd` as the user "
-            "who owns the standby gateway, not as root",
+            f"the {what}: run `ocf install {kind}` as the user who owns the gateway, not as root",
             2,
         )
 
@@ -248,7 +251,7 @@ def _install_systemd(
     ]
     _make_state_dir(target, dry_run=dry_run, say=say, chown=False)
     for path, text in files.items():
-        _write(path, text, mode=0o644, dry_run=dry_run, say=say)
+        write_file(path, text, mode=0o644, dry_run=dry_run, say=say)
     session = runner.user_session_env(env)
     for argv in commands:
         if dry_run:
@@ -275,7 +278,7 @@ def _install_cron_d(target: Target, path: Path, *, dry_run: bool, say: Say) -> N
             f"{path.parent} does not exist: is cron installed? (apt-get install cron)"
         )
     _make_state_dir(target, dry_run=dry_run, say=say, chown=True)
-    _write(path, cron_d_file(target), mode=0o644, dry_run=dry_run, say=say)
+    write_file(path, cron_d_file(target), mode=0o644, dry_run=dry_run, say=say)
     done = "would schedule" if dry_run else "scheduled"
     say(
         f"{done}: `ocf check` every {cron_minutes(target.interval)} minute(s) as {target.user} (cron.d)"
@@ -290,7 +293,7 @@ def _install_crontab(
     _make_state_dir(target, dry_run=dry_run, say=say, chown=False)
     if dry_run:
         say("would run: crontab -l, then install it with this block (replacing ours, if any):")
-        say(_indent(block))
+        say(indent(block))
         say("would run: crontab FILE")
     else:
         listed = run(["crontab", "-l"], timeout=COMMAND_TIMEOUT, env=env)
@@ -318,7 +321,7 @@ def _install_crontab(
             raise InstallError(f"`crontab FILE` failed: {result.summary()}")
         verb = "replaced our block in" if BEGIN in current else "added a block to"
         say(f"{verb} the crontab of {target.user}:")
-        say(_indent(block))
+        say(indent(block))
     done = "would schedule" if dry_run else "scheduled"
     say(
         f"{done}: `ocf check` every {cron_minutes(target.interval)} minute(s) as {target.user} (crontab)"
@@ -348,31 +351,6 @@ def _check_control_chars(target: Target) -> None:
     )
 
 
-def _write(path: Path, text: str, *, mode: int, dry_run: bool, say: Say) -> None:
-    if dry_run:
-        say(f"would write {path}:")
-        say(_indent(text))
-        return
-    try:
-        if path.is_file() and path.read_text(encoding="utf-8") == text:
-            say(f"unchanged: {path}")
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise InstallError(f"cannot write {path}: {exc.strerror or exc}") from None
-    say(f"wrote {path}")
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -400,7 +378,3 @@ def _who(
     else:
         default_home = Path.home()
     return user, (home or default_home).absolute()
-
-
-def _indent(text: str) -> str:
-    return "\n".join(f"    {line}" if line else "" for line in text.rstrip("\n").splitlines())

@@ -8,13 +8,20 @@ these texts for a user ``pi`` (a test checks they match).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from openclaw_failover.ops.installguard import SYSTEM_PATH
+from openclaw_failover.core.model import CommandResult
+from openclaw_failover.ops.installguard import SYSTEM_PATH, InstallError
+
+Say = Callable[[str], None]
+Run = Callable[..., CommandResult]
 
 NAME = "openclaw-failover"
 BEGIN = f"# BEGIN {NAME} (written by `ocf install cron`; edit with it, or delete the block)"
@@ -240,6 +247,8 @@ def _unit_word(word: str, *, exec_line: bool) -> str:
 
 def check_schedule(kind: str, t: Target) -> None:
     """Add to ``t.warnings`` what will not run as the config expects."""
+    if kind == "launchd":  # ocf watch, every 2 s: no schedule to check
+        return
     if not t.interval_set:
         default = TIMER_INTERVAL if kind == "systemd" else CRON_INTERVAL
         t.warnings.append(
@@ -274,3 +283,33 @@ def check_schedule(kind: str, t: Target) -> None:
                 f"{what} ({budget:g} s) is not below the interval: a long check makes "
                 f"the next one skip (flock -n)"
             )
+
+
+def indent(text: str) -> str:
+    return "\n".join(f"    {line}" if line else "" for line in text.rstrip("\n").splitlines())
+
+
+def write_file(path: Path, text: str, *, mode: int, dry_run: bool, say: Say) -> None:
+    """Write ``text`` atomically with ``mode`` (or say what would be written)."""
+    if dry_run:
+        say(f"would write {path}:")
+        say(indent(text))
+        return
+    try:
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            say(f"unchanged: {path}")
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise InstallError(f"cannot write {path}: {exc.strerror or exc}") from None
+    say(f"wrote {path}")

@@ -119,4 +119,14 @@ def groups(ctx: DoctorContext) -> list[tuple[str, GroupFn, float]]:
         ("schedule", doctor_local.check_schedule, 4 * doctor_local.LOCAL_TIMEOUT + 2),
         ("witnesses", network.doctor_witnesses, cfg.check.witness_timeout + 3),
         ("monitoring", doctor_monitoring.check_monitoring, cfg.monitoring.ping_timeout + 5),
+        *_coordination(ctx),
     ]
+
+
+def _coordination(ctx: DoctorContext) -> list[tuple[str, GroupFn, float]]:
+    """The etcd checks, only with a coordination: section (the import only then)."""
+    if ctx.cfg.coordination is None:
+        return []
+    from openclaw_failover.ops.doctor import coordination as coord_doctor
+
+    return [("coordination", coord_doctor.check_coordination, coord_doctor.budget(ctx))]
