@@ -31,7 +31,7 @@ from openclaw_failover.engine.tick import Tick, TickResult
 from openclaw_failover.local import httpcheck
 from tests.harness.etcd import EtcdCluster, etcd_problem, free_ports
 
-HARNESS = Path(__file__).resolve().parent / "harness"
+HARNESS = Path(__file__).resolve().parents[1] / "harness"
 SERVICE = [sys.executable, str(HARNESS / "fake_service.py")]
 TTL = 3
 INTERVAL = 1.0
@@ -396,7 +396,7 @@ def test_give_back_with_two_standbys_every_database_ends_equal(
         host.doc["database"] = {"primary_dsn": pair.primary.dsn(),
                                 "standby_dsn": standby.dsn(), "subscription": sub}  # fmt: skip
     with pair.primary.connect() as p:
-        write_memory(p, summary="before the failure")
+        write_memory(p, text="before the failure")
     pair.wait_caught_up()
     second.wait_caught_up()
     cluster.round()
@@ -409,7 +409,7 @@ def test_give_back_with_two_standbys_every_database_ends_equal(
     cluster.round(cluster.pi1, cluster.pi2)
     assert cluster.serving() == ["pi1"] and cluster.pi2.role() == "primary"
     with pair.standby.connect() as s:  # what pi1's gateway wrote while serving
-        written = [write_memory(s, summary=f"on pi1 {i}", category="work") for i in range(3)]
+        written = [write_memory(s, text=f"on pi1 {i}", category="work") for i in range(3)]
     cluster.primary.service("start")  # mac is back (its gateway starts with it)
     cluster.round(cluster.pi1)  # give-back: stop, sync back, release the key
     assert cluster.pi1.role() == "primary" and cluster.holder() is None
@@ -424,7 +424,7 @@ def test_give_back_with_two_standbys_every_database_ends_equal(
     pair.assert_equal()
     second.assert_equal()
     with pair.primary.connect() as p:
-        later = write_memory(p, summary="after the give-back", category="later")
+        later = write_memory(p, text="after the give-back", category="later")
     pair.wait_caught_up()
     second.wait_caught_up()
     for db in (pair.standby, s2):

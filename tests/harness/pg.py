@@ -334,12 +334,19 @@ class MemuPair:
 
     dbname = MEMU_DB
     publication = PUBLICATION
-    subscription = SUBSCRIPTION
 
-    def __init__(self, primary: PGCluster, standby: PGCluster, *, vector: bool) -> None:
+    def __init__(
+        self,
+        primary: PGCluster,
+        standby: PGCluster,
+        *,
+        vector: bool,
+        subscription: str = SUBSCRIPTION,
+    ) -> None:
         self.primary = primary
         self.standby = standby
         self.vector = vector
+        self.subscription = subscription  # a second standby subscribes under its own name
 
     def __repr__(self) -> str:
         return f"<MemuPair {self.primary!r} -> {self.standby!r} vector={self.vector}>"
@@ -353,7 +360,12 @@ class MemuPair:
     def subscribe(self, *, copy_data: bool = True, wait: bool = True) -> None:
         """Create the subscription on the standby (the sandbox's :func:`memu.subscribe`)."""
         memu.subscribe(
-            self.primary, self.standby, copy_data=copy_data, wait=wait, diagnostics=self.diagnostics
+            self.primary,
+            self.standby,
+            copy_data=copy_data,
+            wait=wait,
+            diagnostics=self.diagnostics,
+            subscription=self.subscription,
         )
 
     def unsubscribe(self) -> None:
@@ -381,11 +393,13 @@ class MemuPair:
         The sandbox's :func:`memu.wait_caught_up`; a :class:`TimeoutError`
         carries :meth:`diagnostics`.
         """
-        memu.wait_caught_up(self.primary, self.standby, timeout, self.diagnostics)
+        memu.wait_caught_up(
+            self.primary, self.standby, timeout, self.diagnostics, self.subscription
+        )
 
     def diagnostics(self) -> str:
         """Subscription state and the tails of both logs (for failure messages)."""
-        return memu.replication_diagnostics(self.primary, self.standby)
+        return memu.replication_diagnostics(self.primary, self.standby, self.subscription)
 
     def apply_error_count(self) -> int:
         """``pg_stat_subscription_stats.apply_error_count`` of the subscription.
@@ -393,7 +407,7 @@ class MemuPair:
         Note: a lost connection to the publisher (e.g. after
         ``primary.kill()``) counts as an apply error too.
         """
-        return memu.subscription_health(self.standby).apply_errors
+        return memu.subscription_health(self.standby, self.subscription).apply_errors
 
     def sync_error_count(self) -> int:
         """``pg_stat_subscription_stats.sync_error_count`` (initial copy errors)."""

@@ -88,8 +88,9 @@ def subscribe(
     wait: bool = True,
     timeout: float = 30.0,
     diagnostics: Callable[[], str] | None = None,
+    subscription: str = SUBSCRIPTION,
 ) -> None:
-    """``CREATE SUBSCRIPTION memu_sub`` on the standby (and its slot on the primary).
+    """``CREATE SUBSCRIPTION memu_sub`` (or ``subscription``) on the standby (and its slot on the primary).
 
     ``copy_data`` first empties the standby's ``alembic_version`` (the initial
     copy brings the primary's row); ``wait`` waits until it caught up."""
@@ -97,14 +98,14 @@ def subscribe(
         standby.execute("DELETE FROM alembic_version")
     standby.execute(
         sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (copy_data = {})").format(
-            sql.Identifier(SUBSCRIPTION),
+            sql.Identifier(subscription),
             sql.Literal(primary.dsn()),
             sql.Identifier(PUBLICATION),
             sql.SQL("true" if copy_data else "false"),
         )
     )
     if wait:
-        wait_caught_up(primary, standby, timeout, diagnostics)
+        wait_caught_up(primary, standby, timeout, diagnostics, subscription)
 
 
 def _poll(
@@ -129,6 +130,7 @@ def wait_caught_up(
     standby: Cluster,
     timeout: float = 30.0,
     diagnostics: Callable[[], str] | None = None,
+    subscription: str = SUBSCRIPTION,
 ) -> None:
     """Wait until the standby applied everything the primary committed so far.
 
@@ -154,7 +156,7 @@ def wait_caught_up(
         f" WHERE subname = %s AND {worker}"
     )
     _poll(
-        lambda: bool(standby.scalar(query, (target, SUBSCRIPTION))),
+        lambda: bool(standby.scalar(query, (target, subscription))),
         end,
         f"the standby to apply up to {target}",
         diagnostics,
@@ -165,12 +167,14 @@ def _major(cluster: Cluster) -> int:
     return int(cluster.scalar("SHOW server_version_num")) // 10000
 
 
-def replication_diagnostics(primary: Cluster, standby: Cluster) -> str:
+def replication_diagnostics(
+    primary: Cluster, standby: Cluster, subscription: str = SUBSCRIPTION
+) -> str:
     """The subscription's state and the tails of both servers' logs (for failure messages)."""
     parts: list[str] = []
     with contextlib.suppress(psycopg.Error):
         stat = standby.query(
-            "SELECT * FROM pg_stat_subscription WHERE subname = %s", (SUBSCRIPTION,)
+            "SELECT * FROM pg_stat_subscription WHERE subname = %s", (subscription,)
         )
         parts.append(f"pg_stat_subscription: {stat!r}")
         rel = standby.query("SELECT srrelid::regclass::text, srsubstate FROM pg_subscription_rel")
@@ -203,7 +207,7 @@ class SubscriptionHealth:
         return f"{state}, {worker}, {self.apply_errors} apply errors"
 
 
-def subscription_health(standby: Cluster) -> SubscriptionHealth:
+def subscription_health(standby: Cluster, subscription: str = SUBSCRIPTION) -> SubscriptionHealth:
     with standby.connect() as conn:
         row = conn.execute(
             "SELECT s.subenabled, (SELECT pid FROM pg_stat_subscription w"
@@ -211,7 +215,7 @@ def subscription_health(standby: Cluster) -> SubscriptionHealth:
             " coalesce((SELECT apply_error_count FROM pg_stat_subscription_stats t"
             "  WHERE t.subid = s.oid), 0)"
             " FROM pg_subscription s WHERE s.subname = %s",
-            (SUBSCRIPTION,),
+            (subscription,),
         ).fetchone()
     if row is None:
         return SubscriptionHealth(exists=False)
