@@ -172,13 +172,13 @@ class Tick:
             (log.debug if ping.succeeded(line) else log.warning)("%s", line)
 
     def _guarded(self) -> TickResult:
-        from openclaw_failover.core import events as ev  # not on a healthy tick
-
         self._ends_at = time.monotonic() + self.cfg.check.deadline
         try:
             with deadline(self.cfg.check.deadline):
                 return self._tick()
         except DeadlineExceeded as exc:
+            from openclaw_failover.core import events as ev  # not on a healthy tick
+
             log.error("%s", exc)
             self._event(ev.DeadlineHit(str(exc)))
             return TickResult(ExitStatus.ACTION_FAILED, str(exc))
@@ -299,22 +299,22 @@ class Tick:
 
     def _queue(self, state: State, actions: Sequence[Action], now: float) -> State:
         """Render every Notify among ``actions`` into the state's outbox."""
-        from openclaw_failover.core import events as ev  # not on a healthy tick
-
         notices = [
             notify.new_notice(self.cfg, a.kind, reason=a.reason, detail=a.detail, now=now)
             for a in actions
             if isinstance(a, Notify)
         ]
+        if notices:
+            from openclaw_failover.core import events as ev  # not on a healthy tick
         for notice in notices:
             self._event(ev.NoticeQueued(notice.kind, notice.id, notice.text))
         return replace(state, outbox=[*state.outbox, *notices]) if notices else state
 
     def _deliver(self, state: State) -> State:
-        from openclaw_failover.core import events as ev  # not on a healthy tick
-
         if not state.outbox:
             return state
+        from openclaw_failover.core import events as ev  # not on a healthy tick
+
         if self.cfg.telegram is None:
             for notice in state.outbox:
                 log.info("notice not sent (no telegram section): %s", notice.text)
@@ -349,11 +349,11 @@ class Tick:
     # ------------------------------------------------------------------ persistence
 
     def _transition(self, old: State, new: State, reason: str) -> State:
-        from openclaw_failover.core import events as ev  # not on a healthy tick
-
         if old.role != new.role and self.dry_run:  # nothing happened: say what would
             log.info("dry run: would change role %s -> %s: %s", old.role, new.role, would(reason))
         elif old.role != new.role:
+            from openclaw_failover.core import events as ev  # not on a healthy tick
+
             log.info("role %s -> %s: %s", old.role, new.role, reason)
             self._event(ev.Transition(str(old.role), str(new.role), reason))
         return new
@@ -381,23 +381,23 @@ class Tick:
     def _probe_changed(self, state: State, obs: Observation) -> None:
         """One event each time the probe's class changes (healthy -> slow -> unreachable
         ...): every class reaches `ocf history` without an event per check."""
-        from openclaw_failover.core import events as ev  # not on a healthy tick
-
         was = (state.last_probe or {}).get("status")
         final = obs.final
         if was != str(final.status):
+            from openclaw_failover.core import events as ev  # only when it changed
+
             self._event(
                 ev.ProbeChanged(None if was is None else str(was), str(final.status), final.detail)
             )
 
     def _log_reason(self, result: TickResult) -> None:
-        from openclaw_failover.core import events as ev  # not on a healthy tick
-
         if self.dry_run:
             result.reason = would(result.reason)
         prefix = "dry run: " if self.dry_run else ""
         log.info("%s%s", prefix, result.reason)
         if result.acted or result.status:
+            from openclaw_failover.core import events as ev  # not on a healthy tick
+
             self._event(ev.TickDone(result.reason, int(result.status)))
 
 
