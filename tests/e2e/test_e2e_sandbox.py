@@ -82,6 +82,9 @@ KIND_MARKS = {
     "primary_back": "failback is manual",
     "both_serving": "TWO BOTS - ",
     "isolated": "did NOT take over",
+    "leader_changed": "Leader is now ",
+    "coordinator_lost": "cannot reach an etcd quorum",
+    "fenced_self": "FENCED ITSELF",
 }
 PRE_MERGE = re.compile(r"while still serving: rows synced back: (\d+) inserted")
 FULL_CYCLE = ["taking_over", "failover", "giving_back", "primary"]

@@ -203,7 +203,7 @@ def test_notify_masks_first_then_shortens() -> None:
 def test_syncback_masks_first_then_shortens() -> None:
     from openclaw_failover.syncback import run as syncback
 
-    shown = syncback._one_line(RuntimeError("y" * 290 + "password=" + API_KEY), Masker([API_KEY]))
+    shown = syncback.error_line(RuntimeError("y" * 290 + "password=" + API_KEY), Masker([API_KEY]))
     assert all(p not in shown for p in _pieces(API_KEY)), shown
 
 

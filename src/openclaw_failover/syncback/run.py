@@ -50,7 +50,7 @@ def sync_back(
         try:
             _rows(cfg, report, mask, dry_run, serving, split, discard_standby_only, progress)
         except Exception as exc:  # psycopg.Error, SchemaMismatch, ReconcileError, OSError
-            report.error = shorten(mask(describe(exc)), 300)
+            report.error = error_line(exc, mask)
             log.debug("sync-back of rows failed", exc_info=True)
             return report
     if cfg.files and split:
@@ -99,6 +99,11 @@ def _rows(
     if rows.finished and not serving and not dry_run:
         faults.point("done:before-clear")
         _forget_split(cfg.state_dir)
+
+
+def error_line(exc: BaseException, mask: Masker) -> str:
+    """The error on one line: masked first, then shortened (a cut secret is not found)."""
+    return shorten(mask(describe(exc)), 300)
 
 
 def _forget_split(state_dir: Path) -> None:
