@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from openclaw_failover.cli.app import Context, Failed, cli, pass_ctx
+from openclaw_failover.config.envfile import as_the_check_sees
 from openclaw_failover.config.loader import load_config, parse_config
 from openclaw_failover.engine.tick import ExitStatus
 from openclaw_failover.ops import init_ssh
@@ -25,7 +26,6 @@ from openclaw_failover.ops.init import (
     local_gateway,
     parse_set,
     primary_dsn_from,
-    read_env_file,
     write_config,
     write_env_file,
 )
@@ -115,7 +115,7 @@ def init_cmd(c: Context, /, **o: Any) -> None:
         _files(o, a)
         a.extra = parse_set(o["settings"])
         doc = build_config(a)
-        merged = {**env, **read_env_file(path.parent / "env"), **env_values(a)}
+        merged = {**as_the_check_sees(path, env), **env_values(a)}
         parse_config(doc, str(path), merged)  # the real loader's checks, before writing
         backup = write_config(path, doc, force=o["force"])
     except InitError as exc:

@@ -77,7 +77,7 @@ def history_cmd(c: Context, since: str, as_json: bool) -> None:
 def install_cmd(c: Context, kind: str, dry_run: bool, watch: bool, set_interval: bool) -> None:
     """Schedule `ocf check` (cron.d / crontab, a systemd user timer, or a macOS LaunchAgent
     running `ocf watch` on the primary) with this user's paths."""
-    from openclaw_failover.config.envfile import read_env_file
+    from openclaw_failover.config.envfile import as_the_check_sees
     from openclaw_failover.ops import install
     from openclaw_failover.ops.install_interval import offer
     from openclaw_failover.ops.installguard import InstallError
@@ -90,9 +90,13 @@ def install_cmd(c: Context, kind: str, dry_run: bool, watch: bool, set_interval:
     if kind == "systemd" and not watch and os.geteuid() != 0:  # as root install refuses
         tty = sys.stdin.isatty() and sys.stdout.isatty()
         ask = (lambda q: click.confirm(q, default=True)) if tty else None
-        values = {**env, **read_env_file(path.parent / "env")}  # as the check sees them
         code = offer(
-            path, values, set_interval=set_interval, ask=ask, dry_run=dry_run, say=click.echo
+            path,
+            as_the_check_sees(path, env),
+            set_interval=set_interval,
+            ask=ask,
+            dry_run=dry_run,
+            say=click.echo,
         )
     if not code:
         try:  # as the check will see it; a broken config is refused before anything is scheduled

@@ -8,6 +8,7 @@ and ``ocf install`` reads it to see the config as the scheduled check will.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -29,3 +30,9 @@ def read_env_file(path: Path) -> dict[str, str]:
             words = [value.strip()]
         values[key.removeprefix("export ").strip()] = words[0] if words else ""
     return values
+
+
+def as_the_check_sees(config: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` plus the env file beside ``config`` (its values win): the ``${VAR}`` values
+    a scheduled check gets."""
+    return {**env, **read_env_file(config.parent / "env")}

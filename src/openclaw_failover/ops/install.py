@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from openclaw_failover.config.envfile import read_env_file
+from openclaw_failover.config.envfile import as_the_check_sees
 from openclaw_failover.config.loader import Config, load_config
 from openclaw_failover.local import runner
 from openclaw_failover.ops import installguard
@@ -95,8 +95,7 @@ def load(
     if kind == "cron" and root:  # before root reads it
         installguard.check_config_owner(config, user)
     _, target_home = _who(config, root=root, env=env, user=user, home=home)
-    values = {**env, **read_env_file(config.parent / "env")}
-    return load_config(config, values, home=target_home)
+    return load_config(config, as_the_check_sees(config, env), home=target_home)
 
 
 def install(
