@@ -304,11 +304,13 @@ class Tick:
             for a in actions
             if isinstance(a, Notify)
         ]
-        if notices:
-            from openclaw_failover.core import events as ev  # not on a healthy tick
+        if not notices:
+            return state
+        from openclaw_failover.core import events as ev  # not on a healthy tick
+
         for notice in notices:
             self._event(ev.NoticeQueued(notice.kind, notice.id, notice.text))
-        return replace(state, outbox=[*state.outbox, *notices]) if notices else state
+        return replace(state, outbox=[*state.outbox, *notices])
 
     def _deliver(self, state: State) -> State:
         if not state.outbox:
