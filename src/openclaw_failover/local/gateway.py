@@ -314,7 +314,7 @@ class LocalGateway:
         child = self._children.get(pid)
         if child is not None:
             return child.poll() is None
-        return _pid_alive(pid)
+        return procid.alive(pid)
 
     # ------------------------------------------------------------------ helpers
 
@@ -363,22 +363,6 @@ def _describe(res: CommandResult) -> str:
         return "ok"
     tail = (res.stderr.strip() or res.stdout.strip()).splitlines()
     return f"exit {res.returncode}" + (f": {tail[-1][:200]}" if tail else "")
-
-
-def _pid_alive(pid: int) -> bool:
-    """True when ``pid`` exists and is not a zombie (which nobody may ever reap)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return True  # no /proc: trust kill(0)
-    state = stat.rpartition(")")[2].split()[:1]
-    return state not in (["Z"], ["X"])
 
 
 def _tilde(path: Path) -> str:

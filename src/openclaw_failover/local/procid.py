@@ -42,6 +42,18 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text.rpartition(")")[2].split()
 
 
+def alive(pid: int) -> bool:
+    """``pid`` exists and is not a zombie (which nobody may ever reap)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    fields = _stat_fields(pid)
+    return fields is None or fields[:1] not in (["Z"], ["X"])  # no /proc: trust kill(0)
+
+
 def has_proc() -> bool:
     return (PROC / "self" / "stat").is_file()
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openclaw_failover.local import procid
+
 LOOPBACK = "127.0.0.1"
 UNIT_FILE = "unit.json"
 UNITS_LIST = "units"
@@ -73,17 +75,7 @@ def pid_alive(pid: int) -> bool:
     child = _children.get(pid)
     if child is not None:
         return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(errors="replace")
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
+    return procid.alive(pid)
 
 
 def descendants(pid: int) -> list[int]:
