@@ -26,11 +26,10 @@ from typing import Any
 
 from openclaw_failover.config import safeyaml
 from openclaw_failover.local import safefs
-from openclaw_failover.ops.install_files import TIMER_INTERVAL, timeout_start
+from openclaw_failover.ops.install_files import TIMER_INTERVAL, Say, timeout_start
 from openclaw_failover.ops.installguard import InstallError
 
 TIMER_DEADLINE = 20  # the README's `check: {interval: 30, deadline: 20}`
-Say = Callable[[str], None]
 Ask = Callable[[str], bool]
 
 
